@@ -1,0 +1,62 @@
+"""Robustness: adversarial attacks, common corruptions, CIFAR-10-C, CE / mCE.
+
+Example:
+    >>> from latentgraph import robustness
+    >>> sorted(robustness.ATTACKS)
+    ['fgsm', 'pgd']
+"""
+from latentgraph.robustness.attacks import (
+    ATTACKS,
+    accuracy_curve,
+    accuracy_under_attack,
+    cross_entropy_loss,
+    eval_mode,
+    fgsm,
+    input_gradient,
+    pgd,
+    predict,
+)
+from latentgraph.robustness.cifar_c import (
+    CIFAR10C_CORRUPTIONS,
+    CIFAR10C_EXTRA,
+    available_corruptions,
+    load_cifar10c,
+)
+from latentgraph.robustness.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_names
+from latentgraph.robustness.metrics import (
+    corruption_error,
+    corruption_errors,
+    error_rate,
+    mce,
+    relative_corruption_error,
+    relative_mce,
+)
+from latentgraph.robustness.plots import plot_accuracy_curves, plot_corruption_errors
+
+__all__ = [
+    "ATTACKS",
+    "CIFAR10C_CORRUPTIONS",
+    "CIFAR10C_EXTRA",
+    "CORRUPTIONS",
+    "SEVERITIES",
+    "accuracy_curve",
+    "accuracy_under_attack",
+    "available_corruptions",
+    "corrupt",
+    "corruption_error",
+    "corruption_errors",
+    "corruption_names",
+    "cross_entropy_loss",
+    "error_rate",
+    "eval_mode",
+    "fgsm",
+    "input_gradient",
+    "load_cifar10c",
+    "mce",
+    "pgd",
+    "plot_accuracy_curves",
+    "plot_corruption_errors",
+    "predict",
+    "relative_corruption_error",
+    "relative_mce",
+]

@@ -1,0 +1,222 @@
+r"""Common corruptions (Hendrycks & Dietterich, 2019) computed on image tensors.
+
+Every corruption takes a batch ``N×C×H×W`` with values in :math:`[0, 1]`
+(``C`` = 1 or 3), a severity in ``1..5`` and a seed, and returns a new batch in
+:math:`[0, 1]`. The severity constants are those of the CIFAR-10-C generator
+(``make_cifar_c.py`` of the ImageNet-C repository); where the reference uses
+OpenCV or scikit-image, the same operation is written in torch:
+
+=================  =====================================================================
+name               operation (constant ``c`` per severity 1..5)
+=================  =====================================================================
+gaussian_noise     :math:`x + c\,\mathcal{N}(0, 1)`, c = .04 .06 .08 .09 .10
+shot_noise         :math:`\mathrm{Poisson}(c x) / c`, c = 500 250 100 75 50
+impulse_noise      salt-and-pepper on a share c of the values, c = .01 .02 .03 .05 .07
+gaussian_blur      Gaussian filter, σ = .4 .6 .7 .8 1 (truncated at 4σ, edge padding)
+defocus_blur       disk of radius r anti-aliased by a 3×3 Gaussian of σ_a,
+                   (r, σ_a) = (.3,.4) (.4,.5) (.5,.6) (1,.2) (1.5,.1) (reflect padding)
+contrast           :math:`(x - \bar{x}_{ch}) c + \bar{x}_{ch}`, c = .75 .5 .4 .3 .15
+brightness         HSV value + c, c = .05 .1 .15 .2 .3 (exact, without an HSV round trip)
+pixelate           box-resize to ⌊c·size⌋ and back (PIL), c = .95 .9 .85 .75 .65
+jpeg_compression   JPEG at quality c (PIL), c = 80 65 58 50 40
+=================  =====================================================================
+
+All results are clipped to :math:`[0, 1]`; random corruptions draw from a
+:class:`torch.Generator` seeded with ``seed``, so a call is deterministic.
+"""
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from latentgraph.validation import check_tensor
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+
+def _generator(x: Tensor, seed: int) -> torch.Generator:
+    return torch.Generator(device=x.device).manual_seed(seed)
+
+
+def gaussian_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    noise = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
+    return (x + c * noise).clamp(0, 1)
+
+
+def shot_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    return (torch.poisson(x * c, generator=_generator(x, seed)) / c).clamp(0, 1)
+
+
+def impulse_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    # scikit-image's random_noise(mode="s&p", amount=c): each value flips with
+    # probability c, to 1 (salt) or 0 (pepper) with equal odds.
+    g = _generator(x, seed)
+    flipped = torch.rand(x.shape, generator=g, device=x.device) < c
+    salt = torch.rand(x.shape, generator=g, device=x.device) < 0.5
+    return torch.where(flipped, salt.to(x.dtype), x)
+
+
+def _filter(x: Tensor, kernel: Tensor, mode: str) -> Tensor:
+    """Correlate every channel of ``x`` with the 2-D ``kernel`` (odd sides), same size."""
+    kh, kw = kernel.shape
+    n, ch, h, w = x.shape
+    padded = F.pad(x.reshape(n * ch, 1, h, w), (kw // 2, kw // 2, kh // 2, kh // 2), mode=mode)
+    out = F.conv2d(padded, kernel.to(x)[None, None])
+    return out.reshape(n, ch, h, w)
+
+
+def _gaussian_kernel_1d(sigma: float, radius: int) -> Tensor:
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    return k / k.sum()
+
+
+def gaussian_blur(x: Tensor, c: float, seed: int) -> Tensor:
+    # scikit-image's gaussian(): truncate = 4σ, mode "nearest" (edge replication).
+    k = _gaussian_kernel_1d(c, int(4 * c + 0.5))
+    return _filter(x, torch.outer(k, k), mode="replicate").clamp(0, 1)
+
+
+def _disk_kernel(radius: float, alias_blur: float) -> Tensor:
+    """The reference's ``disk``: an aliased disk on a 17×17 grid (radius ≤ 8), normalized,
+    then smoothed by a 3×3 Gaussian of σ = ``alias_blur`` (OpenCV border: reflect-101);
+    cropped to its non-zero support, which leaves the filter unchanged."""
+    half = max(8, int(math.ceil(radius)))
+    t = torch.arange(-half, half + 1, dtype=torch.float64)
+    disk = ((t[:, None] ** 2 + t[None, :] ** 2) <= radius**2).to(torch.float64)
+    disk = disk / disk.sum()
+    size = 3 if radius <= 8 else 5
+    g = _gaussian_kernel_1d(alias_blur, size // 2)
+    padded = F.pad(disk[None, None], (size // 2,) * 4, mode="reflect")
+    smoothed = F.conv2d(padded, torch.outer(g, g)[None, None])[0, 0]
+    rows = smoothed.abs().sum(1).nonzero()
+    cols = smoothed.abs().sum(0).nonzero()
+    r = int(max(half - rows.min(), rows.max() - half))
+    c_ = int(max(half - cols.min(), cols.max() - half))
+    return smoothed[half - r : half + r + 1, half - c_ : half + c_ + 1]
+
+
+def defocus_blur(x: Tensor, c: tuple[float, float], seed: int) -> Tensor:
+    kernel = _disk_kernel(*c)
+    if kernel.shape[0] // 2 >= min(x.shape[-2:]):
+        raise ValueError(f"defocus_blur: images of size {tuple(x.shape[-2:])} are too small for its kernel")
+    return _filter(x, kernel, mode="reflect").clamp(0, 1)
+
+
+def contrast(x: Tensor, c: float, seed: int) -> Tensor:
+    means = x.mean(dim=(-2, -1), keepdim=True)
+    return ((x - means) * c + means).clamp(0, 1)
+
+
+def brightness(x: Tensor, c: float, seed: int) -> Tensor:
+    # In HSV, with hue and saturation fixed, RGB is proportional to V = max over
+    # channels; adding c to V thus rescales the pixel by V'/V (black pixels,
+    # whose saturation is 0, become grey V'). Same as rgb2hsv → V+c → hsv2rgb.
+    v = x.amax(dim=1, keepdim=True)
+    v_new = (v + c).clamp(max=1)
+    return torch.where(v > 0, x * v_new / v.clamp_min(1e-12), v_new.expand_as(x)).clamp(0, 1)
+
+
+def _pil_images(x: Tensor, transform: Callable[["object"], "object"], mode: str) -> Tensor:
+    """Apply a PIL transform image by image (``mode`` "F": per channel on floats;
+    "L"/"RGB": on 8-bit images); returns a tensor like ``x``."""
+    from PIL import Image
+
+    arr = x.detach().cpu().numpy()
+    out = np.empty_like(arr)
+    for i in range(arr.shape[0]):
+        if mode == "F":
+            for ch in range(arr.shape[1]):
+                out[i, ch] = np.asarray(transform(Image.fromarray(arr[i, ch].astype(np.float32), "F")))
+        else:
+            img = np.uint8(np.round(arr[i].transpose(1, 2, 0) * 255))
+            img = img[..., 0] if mode == "L" else img
+            res = np.asarray(transform(Image.fromarray(img, mode)), dtype=np.float32) / 255
+            out[i] = res[None] if mode == "L" else res.transpose(2, 0, 1)
+    return torch.from_numpy(out).to(device=x.device, dtype=x.dtype)
+
+
+def pixelate(x: Tensor, c: float, seed: int) -> Tensor:
+    from PIL import Image
+
+    h, w = x.shape[-2:]
+    small = (max(1, int(w * c)), max(1, int(h * c)))
+
+    def transform(img: Image.Image) -> Image.Image:
+        return img.resize(small, Image.BOX).resize((w, h), Image.BOX)
+
+    return _pil_images(x, transform, "F").clamp(0, 1)
+
+
+def jpeg_compression(x: Tensor, c: int, seed: int) -> Tensor:
+    from PIL import Image
+
+    def transform(img: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        img.save(buffer, "JPEG", quality=c)
+        buffer.seek(0)
+        return Image.open(buffer).convert(img.mode)
+
+    return _pil_images(x, transform, "L" if x.shape[1] == 1 else "RGB")
+
+
+CORRUPTIONS: dict[str, tuple[Callable[..., Tensor], tuple]] = {
+    "gaussian_noise": (gaussian_noise, (0.04, 0.06, 0.08, 0.09, 0.10)),
+    "shot_noise": (shot_noise, (500, 250, 100, 75, 50)),
+    "impulse_noise": (impulse_noise, (0.01, 0.02, 0.03, 0.05, 0.07)),
+    "gaussian_blur": (gaussian_blur, (0.4, 0.6, 0.7, 0.8, 1.0)),
+    "defocus_blur": (defocus_blur, ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1))),
+    "contrast": (contrast, (0.75, 0.5, 0.4, 0.3, 0.15)),
+    "brightness": (brightness, (0.05, 0.1, 0.15, 0.2, 0.3)),
+    "pixelate": (pixelate, (0.95, 0.9, 0.85, 0.75, 0.65)),
+    "jpeg_compression": (jpeg_compression, (80, 65, 58, 50, 40)),
+}
+"""Name → (function, severity constants 1..5)."""
+
+
+def corruption_names() -> list[str]:
+    """Names accepted by :func:`corrupt`, in the table's order."""
+    return list(CORRUPTIONS)
+
+
+def corrupt(x: Tensor, name: str, severity: int, seed: int = 0) -> Tensor:
+    r"""Apply the corruption ``name`` at ``severity`` (1..5) to a batch of images.
+
+    Args:
+        x (Tensor): images ``N×C×H×W`` (C = 1 or 3), values in :math:`[0, 1]`.
+        name (str): one of :func:`corruption_names`.
+        severity (int): 1 (mild) to 5 (strong).
+        seed (int): seed of the random draws (noises). (default: :obj:`0`)
+
+    Returns:
+        Tensor: corrupted images, same shape, dtype and device, in :math:`[0, 1]`.
+
+    Example:
+        >>> x = torch.full((1, 1, 8, 8), 0.5)
+        >>> corrupt(x, "contrast", 5).unique()
+        tensor([0.5000])
+        >>> torch.equal(corrupt(x, "gaussian_noise", 3, seed=1), corrupt(x, "gaussian_noise", 3, seed=1))
+        True
+    """
+    x = check_tensor(x, "x")
+    if name not in CORRUPTIONS:
+        raise ValueError(f"`name` must be one of {', '.join(CORRUPTIONS)}; got {name!r}")
+    if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
+        raise ValueError(f"`severity` must be an int in 1..5, got {severity!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"`x` must be a floating-point tensor, got dtype {x.dtype}")
+    if x.dim() != 4 or x.shape[1] not in (1, 3):
+        raise ValueError(f"`x` must have shape N×C×H×W with C = 1 or 3, got {tuple(x.shape)}")
+    if not torch.isfinite(x).all() or x.min() < 0 or x.max() > 1:
+        raise ValueError("`x` must hold finite values in [0, 1]")
+    fn, constants = CORRUPTIONS[name]
+    with torch.no_grad():
+        return fn(x, constants[severity - 1], seed)
