@@ -1,0 +1,519 @@
+"""The training loop: objective terms, checkpoints, exact resume, data parallelism."""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from ..seed import seed_everything
+from . import checkpoint as ckpt
+from .distributed import (
+    all_reduce_mean, average_gradients, barrier, broadcast_module, get_world_size, is_main_process, shard_loader,
+)
+from .evaluation import evaluate, model_device, to_device
+from .objectives.classification import ClassificationObjective
+
+log = logging.getLogger("latentgraph.train")
+
+Objective = Callable[[nn.Module, Any], Mapping[str, Tensor]]
+Metric = Callable[[nn.Module, Any], float]
+
+
+class Trainer:
+    r"""Train ``model`` on the weighted sum of an objective's named loss terms.
+
+    Each step calls ``terms = objective(model, batch)`` (``batch`` already on
+    the device), minimizes
+
+    .. math:: \mathcal{L} = \sum_{n \in \text{terms}} w_n \, \text{terms}[n]
+              \qquad (w_n = \text{weights.get}(n, 1))
+
+    and logs every term. After each epoch the per-term means over the epoch,
+    the learning rate and, when ``eval_loader`` is given, every metric are
+    appended to :attr:`history`, written to ``log_dir/metrics.csv`` (and to
+    TensorBoard when it is installed) and logged.
+
+    The objective may be an :class:`~torch.nn.Module`: its trainable
+    parameters (e.g. projection heads) are optimized with the model's, its
+    state (e.g. a frozen teacher) is checkpointed, it is moved to the device,
+    and :meth:`~torch.nn.Module.train` / :meth:`~torch.nn.Module.eval` are
+    called on it with the model's — an objective keeps a teacher in eval mode
+    by overriding ``train``. An objective may define
+    ``metrics(model, loader) -> dict[str, float]``, evaluated with the
+    trainer's ``metrics`` after each epoch (model and objective in eval mode,
+    under :func:`torch.no_grad`) and logged as ``eval/<name>``.
+
+    Checkpoints (``checkpoint_dir/last.pt``, written atomically) are saved
+    every ``checkpoint_every`` steps, at the end of :meth:`fit` and when
+    Ctrl-C stops a run; a Ctrl-C during a step takes effect after the step
+    (a second one stops at once, without a checkpoint). ``fit(..., resume=)``
+    restores model, objective, optimizer, scheduler, step counters and every
+    random generator (incl. the DataLoader's shuffling) and continues exactly:
+    on CPU an interrupted and resumed run ends with the same weights, bit for
+    bit, as an uninterrupted one.
+
+    Under ``torchrun`` (a process group is initialized) the training loader
+    gets a :class:`~torch.utils.data.DistributedSampler`, parameters are
+    broadcast from rank 0, gradients are averaged over ranks before each
+    optimizer step (see :mod:`latentgraph.train.distributed`), epoch means are
+    averaged over ranks, and only rank 0 evaluates, logs and writes files.
+
+    Args:
+        model (nn.Module): the network to train.
+        objective (callable): ``objective(model, batch) -> dict[str, Tensor]``
+            of scalar terms.
+        optimizer (Optimizer or callable): an optimizer, or a function
+            ``params -> Optimizer`` called with the model's and the objective's
+            trainable parameters. An optimizer built over the model only gets
+            the objective's parameters added as a new param group (only
+            allowed when ``scheduler`` is not an already-built scheduler).
+        scheduler (LRScheduler or callable, optional): stepped once per
+            epoch; a function ``optimizer -> scheduler`` is called with the
+            optimizer. (default: :obj:`None`)
+        weights (dict, optional): weight per term name; unnamed terms weigh
+            1. A name the objective never returns is an error at the first
+            step. (default: :obj:`None`)
+        device (torch.device, optional): defaults to ``cuda:LOCAL_RANK``
+            under ``torchrun`` with CUDA, else the model's device.
+        checkpoint_dir (str, optional): folder for ``last.pt``.
+            (default: :obj:`None`, no checkpoints)
+        checkpoint_every (int, optional): steps between checkpoints.
+            (default: :obj:`None`, only at the end and on Ctrl-C)
+        log_dir (str, optional): folder for ``metrics.csv`` and TensorBoard
+            events. (default: :obj:`None`)
+        seed (int): seeds every generator when a fresh run starts and the
+            distributed sampler. (default: :obj:`0`)
+        progress (bool): show a tqdm progress bar. (default: :obj:`True`)
+        metrics (dict, optional): name → ``fn(model, loader) -> float``
+            evaluated on ``eval_loader``. (default: ``{"accuracy": evaluate}``)
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> from latentgraph.train.objectives import ClassificationObjective
+        >>> _ = torch.manual_seed(0)
+        >>> data = TensorDataset(torch.randn(32, 4), torch.randint(0, 2, (32,)))
+        >>> model = nn.Linear(4, 2)
+        >>> trainer = Trainer(model, ClassificationObjective(),
+        ...                   lambda params: torch.optim.SGD(params, lr=0.1), progress=False)
+        >>> history = trainer.fit(DataLoader(data, batch_size=8), epochs=2)
+        >>> [row["step"] for row in history], sorted(history[0])
+        ([4, 8], ['epoch', 'lr', 'seconds', 'step', 'train/ce', 'train/loss'])
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective,
+        optimizer: Union[torch.optim.Optimizer, Callable[[List[nn.Parameter]], torch.optim.Optimizer]],
+        scheduler: Any = None,
+        weights: Optional[Mapping[str, float]] = None,
+        device: Optional[Union[str, torch.device]] = None,
+        checkpoint_dir: Optional[Union[str, os.PathLike]] = None,
+        checkpoint_every: Optional[int] = None,
+        log_dir: Optional[Union[str, os.PathLike]] = None,
+        seed: int = 0,
+        progress: bool = True,
+        metrics: Optional[Mapping[str, Metric]] = None,
+    ) -> None:
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+        if not callable(objective):
+            raise TypeError(f"`objective` must be callable as objective(model, batch), got {type(objective).__name__}")
+        self.weights = _check_weights(weights)
+        if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
+                                             or checkpoint_every < 1):
+            raise ValueError(f"`checkpoint_every` must be a positive int or None, got {checkpoint_every!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
+        self.metrics = dict(metrics) if metrics is not None else {"accuracy": evaluate}
+        for name, fn in self.metrics.items():
+            if not callable(fn):
+                raise TypeError(f"metric {name!r} must be callable as fn(model, loader), got {type(fn).__name__}")
+
+        self.device = _resolve_device(device, model)
+        self.model = model.to(self.device)
+        self.objective = objective.to(self.device) if isinstance(objective, nn.Module) else objective
+        self.parameters = _unique_trainable(list(self.model.parameters()) + (
+            list(objective.parameters()) if isinstance(objective, nn.Module) else []))
+        self.optimizer = _build_optimizer(optimizer, self.parameters, scheduler)
+        self.scheduler = scheduler(self.optimizer) if callable(scheduler) and not hasattr(scheduler, "state_dict") \
+            else scheduler
+        self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.checkpoint_every = checkpoint_every
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.seed = seed
+        self.progress = progress
+
+        self.step = 0  # optimizer steps done
+        self.epoch = 0  # epochs completed
+        self.batch = 0  # batches done in the current epoch
+        self.history: List[Dict[str, Any]] = []
+        self._sums: Dict[str, float] = {}
+        self._count = 0
+        self._rng_epoch: Optional[Dict[str, Any]] = None  # generators at the start of the current epoch
+        self._rng_now: Optional[Dict[str, Any]] = None  # generators after the last completed step
+        self._consistent = True  # False while a step is half done
+        self._batches_per_epoch: Optional[int] = None
+        self._loader: Optional[DataLoader] = None  # the (sharded) training loader of the current fit
+        self._tensorboard: Any = None
+        self._epoch_start = time.perf_counter()
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train_loader: DataLoader, epochs: int, eval_loader: Any = None,
+            resume: Union[None, bool, str, os.PathLike] = None) -> List[Dict[str, Any]]:
+        """Train until ``epochs`` epochs are completed; return :attr:`history`.
+
+        Args:
+            train_loader (DataLoader): yields ``(x, y, ...)`` batches.
+            epochs (int): total number of epochs (a resumed run counts the
+                epochs already done).
+            eval_loader (iterable, optional): evaluated after every epoch.
+            resume (str or bool, optional): a checkpoint file, a folder
+                holding ``last.pt``, or ``True`` for ``checkpoint_dir``.
+        """
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+            raise ValueError(f"`epochs` must be a non-negative int, got {epochs!r}")
+        loader = shard_loader(train_loader, self.seed)
+        self._loader = loader
+        self._batches_per_epoch = len(loader)
+        if self._batches_per_epoch == 0:
+            raise ValueError("`train_loader` yields no batches")
+        if resume is not None and resume is not False:
+            self.load_checkpoint(ckpt.resolve_checkpoint(resume, self.checkpoint_dir), loader)
+        elif self.step == 0 and self.epoch == 0 and self.batch == 0:
+            seed_everything(self.seed)
+            broadcast_module(self.model)
+            if isinstance(self.objective, nn.Module):
+                broadcast_module(self.objective)
+        try:
+            if len(self.history) < self.epoch:  # stopped between an epoch's last step and its record
+                self._record_epoch(eval_loader)
+            while self.epoch < epochs:
+                self._train_epoch(loader, eval_loader, epochs)
+        except KeyboardInterrupt:
+            if self._consistent and self.checkpoint_dir is not None:
+                path = self.save_checkpoint()
+                if is_main_process():
+                    log.warning("interrupted at step %d; checkpoint saved to %s", self.step, path)
+            raise
+        if self.checkpoint_dir is not None:
+            self.save_checkpoint()
+        barrier()
+        return self.history
+
+    def _train_epoch(self, loader: DataLoader, eval_loader: Any, epochs: int) -> None:
+        if hasattr(loader.sampler, "set_epoch"):
+            loader.sampler.set_epoch(self.epoch)
+        if self.batch == 0:
+            self._rng_epoch = ckpt.rng_state(loader)
+            self._sums, self._count = {}, 0
+            self._epoch_start = time.perf_counter()
+        else:  # resuming mid-epoch: replay the epoch's shuffling, skip the batches already done
+            ckpt.set_rng_state(self._rng_epoch, loader)
+        iterator = iter(loader)
+        for _ in range(self.batch):
+            next(iterator)
+        if self.batch:
+            ckpt.set_rng_state(self._rng_now, loader)
+        self._set_train(True)
+        bar = self._progress_bar(loader, epochs)
+        try:
+            for batch in iterator:
+                with _interrupt_after_step():
+                    self._consistent = False
+                    self._train_step(batch)
+                    self.batch += 1
+                    self._rng_now = ckpt.rng_state(loader)
+                    self._consistent = True
+                if bar is not None:
+                    bar.update(1)
+                    if self.batch % 10 == 0 or self.batch == len(loader):
+                        bar.set_postfix({k: f"{v / self._count:.4g}" for k, v in self._sums.items()}, refresh=False)
+                if self.checkpoint_every is not None and self.step % self.checkpoint_every == 0:
+                    self.save_checkpoint()
+        finally:
+            if bar is not None:
+                bar.close()
+        with _interrupt_after_step():
+            self._consistent = False
+            if self.scheduler is not None:
+                self.scheduler.step()
+            self.epoch += 1
+            self.batch = 0
+            self._consistent = True
+        self._record_epoch(eval_loader)
+
+    def _train_step(self, batch: Any) -> None:
+        batch = to_device(batch, self.device)
+        terms = self.objective(self.model, batch)
+        _check_terms(terms, self.objective)
+        unknown = sorted(self.weights.keys() - terms.keys())
+        if unknown:
+            raise ValueError(f"weights given for terms the objective does not return: {', '.join(unknown)} "
+                             f"(it returns {', '.join(terms)})")
+        loss = sum(self.weights.get(name, 1.0) * term.reshape(()) for name, term in terms.items())
+        values = torch.stack([loss.detach().float()] + [t.detach().float().reshape(()) for t in terms.values()])
+        values = values.tolist()
+        if not all(math.isfinite(v) for v in values):
+            shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(terms, values[1:]))
+            raise FloatingPointError(f"non-finite loss at step {self.step + 1}: {shown}")
+        if not loss.requires_grad:
+            raise ValueError("the weighted loss does not depend on any trainable parameter")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        average_gradients(self.parameters)
+        self.optimizer.step()
+        self.step += 1
+        for name, value in zip(["loss", *terms], values):
+            self._sums[name] = self._sums.get(name, 0.0) + value
+        self._count += 1
+
+    def _record_epoch(self, eval_loader: Any) -> None:
+        names = sorted(self._sums)
+        means = all_reduce_mean(torch.tensor([self._sums[n] / max(self._count, 1) for n in names],
+                                             dtype=torch.float64, device=self.device)).tolist()
+        record: Dict[str, Any] = {"epoch": self.epoch, "step": self.step,
+                                  "lr": float(self.optimizer.param_groups[0]["lr"])}
+        record.update({f"train/{n}": v for n, v in zip(names, means)})
+        if eval_loader is not None and is_main_process():
+            record.update(self._evaluate(eval_loader))
+        record["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
+        self.history.append(record)
+        self._sums, self._count = {}, 0
+        if is_main_process():
+            self._write_logs(record)
+            log.info("epoch %d: %s", self.epoch, ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
+
+    def _evaluate(self, loader: Any) -> Dict[str, float]:
+        """Metrics on ``loader``; the random generators are left untouched so that
+        evaluating never changes training."""
+        saved = ckpt.rng_state()
+        self._set_train(False)
+        try:
+            with torch.no_grad():
+                out = {f"eval/{name}": float(fn(self.model, loader)) for name, fn in self.metrics.items()}
+                objective_metrics = getattr(self.objective, "metrics", None)
+                if callable(objective_metrics):
+                    out.update({f"eval/{k}": float(v) for k, v in objective_metrics(self.model, loader).items()})
+        finally:
+            self._set_train(True)
+            ckpt.set_rng_state(saved)
+        return out
+
+    def _set_train(self, mode: bool) -> None:
+        self.model.train(mode)
+        if isinstance(self.objective, nn.Module):
+            self.objective.train(mode)
+
+    def _progress_bar(self, loader: DataLoader, epochs: int):
+        if not (self.progress and is_main_process()):
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=len(loader), initial=self.batch, desc=f"epoch {self.epoch + 1}/{epochs}",
+                    leave=False, dynamic_ncols=True)
+
+    def _write_logs(self, record: Dict[str, Any]) -> None:
+        if self.log_dir is None:
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        columns: List[str] = []
+        for row in self.history:
+            columns += [k for k in row if k not in columns]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.history)
+        _write_text_atomic(self.log_dir / "metrics.csv", text.getvalue())
+        if self._tensorboard is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._tensorboard = False
+            else:
+                self._tensorboard = SummaryWriter(str(self.log_dir))
+        if self._tensorboard:
+            for key, value in record.items():
+                if key not in ("epoch", "step"):
+                    self._tensorboard.add_scalar(key, value, record["epoch"])
+            self._tensorboard.flush()
+
+    # ---------------------------------------------------------- checkpoints
+    def state_dict(self) -> Dict[str, Any]:
+        """Everything a resumed run needs, as a weights-only-loadable dict."""
+        return {
+            "format": ckpt.FORMAT, "version": ckpt.VERSION,
+            "model": self.model.state_dict(),
+            "objective": self.objective.state_dict() if isinstance(self.objective, nn.Module) else None,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "step": self.step, "epoch": self.epoch, "batch": self.batch,
+            "batches_per_epoch": self._batches_per_epoch, "world_size": get_world_size(),
+            "history": self.history, "sums": dict(self._sums), "count": self._count,
+            "rng_epoch": self._rng_epoch, "rng_now": self._rng_now if self.batch else ckpt.rng_state(self._loader),
+            "seed": self.seed,
+        }
+
+    def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
+        """Write :meth:`state_dict` atomically to ``path`` (default
+        ``checkpoint_dir/last.pt``) on rank 0; return the path."""
+        if path is None:
+            if self.checkpoint_dir is None:
+                raise ValueError("save_checkpoint needs a path or the trainer's checkpoint_dir")
+            path = self.checkpoint_dir / ckpt.LAST
+        if not is_main_process():
+            return Path(path)
+        return ckpt.save_atomic(self.state_dict(), path)
+
+    def load_checkpoint(self, path: Union[str, os.PathLike], loader: Optional[DataLoader] = None) -> None:
+        """Restore a checkpoint written by :meth:`save_checkpoint`."""
+        state = ckpt.load_checkpoint(path, map_location="cpu")
+        if state["batch"] and loader is not None and state["batches_per_epoch"] != len(loader):
+            raise ValueError(
+                f"checkpoint {str(path)!r} stopped mid-epoch with {state['batches_per_epoch']} batches per epoch "
+                f"(world size {state['world_size']}); the loader now has {len(loader)} — resume with the same data, "
+                f"batch size and number of processes"
+            )
+        self.model.load_state_dict(state["model"])
+        if isinstance(self.objective, nn.Module):
+            if state["objective"] is None:
+                raise ValueError(f"checkpoint {str(path)!r} has no objective state but the objective is a module")
+            self.objective.load_state_dict(state["objective"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if (self.scheduler is None) != (state["scheduler"] is None):
+            raise ValueError(f"checkpoint {str(path)!r} and this trainer disagree on having a scheduler")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
+        self.history = [dict(row) for row in state["history"]]
+        self._sums, self._count = dict(state["sums"]), state["count"]
+        self._rng_epoch, self._rng_now = state["rng_epoch"], state["rng_now"]
+        ckpt.set_rng_state(self._rng_now, loader)
+        self._epoch_start = time.perf_counter()
+
+
+def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float = 1e-3,
+        device: Optional[Union[str, torch.device]] = None, seed: int = 0, progress: bool = True) -> nn.Module:
+    r"""Train a classifier with cross-entropy and Adam; return the model.
+
+    A shortcut for :class:`Trainer` with :class:`ClassificationObjective` and
+    ``torch.optim.Adam(lr=lr)``, no scheduler and no checkpoints.
+
+    Example:
+        >>> from torch.utils.data import DataLoader, TensorDataset
+        >>> _ = torch.manual_seed(0)
+        >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
+        >>> model = fit(nn.Linear(2, 2), DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True),
+        ...             epochs=30, lr=0.05, progress=False)
+        >>> evaluate(model, [(x, y)]) > 0.9
+        True
+    """
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
+        raise ValueError(f"`lr` must be a positive number, got {lr!r}")
+    trainer = Trainer(model, ClassificationObjective(), lambda params: torch.optim.Adam(params, lr=lr),
+                      device=device, seed=seed, progress=progress)
+    trainer.fit(train_loader, epochs)
+    return model
+
+
+@contextlib.contextmanager
+def _interrupt_after_step() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt;
+    a second Ctrl-C raises at once. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: List[int] = []
+
+    def handler(signum, frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
+def _resolve_device(device: Any, model: nn.Module) -> torch.device:
+    if device is not None:
+        return torch.device(device)
+    if get_world_size() > 1 and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return model_device(model)
+
+
+def _unique_trainable(params: List[nn.Parameter]) -> List[nn.Parameter]:
+    seen, out = set(), []
+    for p in params:
+        if p.requires_grad and id(p) not in seen:
+            seen.add(id(p))
+            out.append(p)
+    return out
+
+
+def _build_optimizer(optimizer: Any, params: List[nn.Parameter], scheduler: Any) -> torch.optim.Optimizer:
+    if isinstance(optimizer, torch.optim.Optimizer):
+        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+        missing = [p for p in params if id(p) not in held]
+        if missing:
+            if scheduler is not None and hasattr(scheduler, "state_dict"):
+                raise ValueError(
+                    f"the optimizer lacks {len(missing)} trainable parameter(s) of the model or objective and a "
+                    f"scheduler was already built on it; build the optimizer over both, or pass factories "
+                    f"(optimizer=lambda params: ..., scheduler=lambda opt: ...)"
+                )
+            optimizer.add_param_group({"params": missing})
+        return optimizer
+    if callable(optimizer):
+        built = optimizer(params)
+        if not isinstance(built, torch.optim.Optimizer):
+            raise TypeError(f"the optimizer factory returned {type(built).__name__}, not a torch.optim.Optimizer")
+        return built
+    raise TypeError(f"`optimizer` must be a torch.optim.Optimizer or a function params -> Optimizer, "
+                    f"got {type(optimizer).__name__}")
+
+
+def _check_weights(weights: Optional[Mapping[str, float]]) -> Dict[str, float]:
+    if weights is None:
+        return {}
+    if not isinstance(weights, Mapping):
+        raise TypeError(f"`weights` must be a dict of term name -> number, got {type(weights).__name__}")
+    out = {}
+    for name, value in weights.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"weight of term {name!r} must be a finite number, got {value!r}")
+        out[str(name)] = float(value)
+    return out
+
+
+def _check_terms(terms: Any, objective: Any) -> None:
+    name = type(objective).__name__
+    if not isinstance(terms, Mapping) or not terms:
+        raise TypeError(f"objective {name} must return a non-empty dict of named loss terms, got {terms!r:.80}")
+    for key, value in terms.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor) or value.numel() != 1:
+            raise TypeError(f"objective {name} returned term {key!r} that is not a scalar tensor")
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
