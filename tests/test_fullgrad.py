@@ -1,0 +1,146 @@
+"""Tests for latentgraph.jacobian.fullgrad (FullGrad saliency, equation 4 of the paper)."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from latentgraph.jacobian import fullgrad, gradient_times_input, saliency_postprocess
+
+DT = torch.float64
+
+
+def tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(2, 2, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(2, 3, 3, stride=2, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2),
+    ).to(DT)
+    bn = net[3]
+    bn.running_mean.copy_(torch.tensor([0.3, -0.2, 0.1], dtype=DT))
+    bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.5], dtype=DT))
+    with torch.no_grad():
+        bn.weight.copy_(torch.tensor([1.5, -0.7, 0.9], dtype=DT))
+        bn.bias.copy_(torch.tensor([0.2, 0.4, -0.3], dtype=DT))
+    return net.eval()
+
+
+def _minmax(t: np.ndarray) -> np.ndarray:
+    """abs, then min–max over all channels and positions of one sample (official eps = 1e-6)."""
+    t = np.abs(t)
+    t = t - t.min()
+    return t / (t.max() + 1e-6)
+
+
+def _resize_bilinear_aligned(m: np.ndarray, size: int) -> np.ndarray:
+    """Bilinear resize of an h×w map to size×size with aligned corners, written out."""
+    def axis_weights(n_in):
+        w = np.zeros((size, n_in))
+        for i in range(size):
+            src = i * (n_in - 1) / (size - 1)
+            i0 = int(np.floor(src))
+            i1 = min(i0 + 1, n_in - 1)
+            w[i, i0] += 1 - (src - i0)
+            w[i, i1] += src - i0
+        return w
+    return axis_weights(m.shape[0]) @ m @ axis_weights(m.shape[1]).T
+
+
+def _equation_4(net, x, target, simple=False):
+    """FullGrad written out: explicit forward, gradients w.r.t. the pre-activations, post-processing."""
+    c1, c2, bn, lin = net[0], net[2], net[3], net[7]
+    x = x.clone().requires_grad_(True)
+    z1 = F.conv2d(x, c1.weight, c1.bias, padding=1)
+    z2 = F.conv2d(z1.relu(), c2.weight, c2.bias, stride=2, padding=1)
+    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+    z3 = (z2 - bn.running_mean[:, None, None]) * scale[:, None, None] + bn.bias[:, None, None]
+    out = z3.relu().mean((2, 3)) @ lin.weight.T + lin.bias
+    gx, g1, g2, g3 = torch.autograd.grad(out[torch.arange(len(x)), target].sum(), [x, z1, z2, z3])
+    biases = [c1.bias, c2.bias, bn.bias - bn.running_mean * scale]
+    terms = [g1, g2, g3] if simple else [g * b[:, None, None] for g, b in zip([g1, g2, g3], biases)]
+    size = x.shape[-1]
+    maps = []
+    for i in range(len(x)):
+        s = _minmax((gx[i] * x[i]).detach().numpy()).sum(0)
+        for t in terms:
+            scaled = _minmax(t[i].detach().numpy())
+            s = s + sum(_resize_bilinear_aligned(scaled[c], size) for c in range(scaled.shape[0]))
+        maps.append(s[None])
+    return torch.from_numpy(np.stack(maps))
+
+
+@pytest.mark.parametrize("variant", ["full", "simple"])
+def test_fullgrad_equals_equation_4_written_out(variant):
+    net = tiny_net()
+    x = torch.randn(3, 2, 6, 6, generator=torch.Generator().manual_seed(1), dtype=DT)
+    target = torch.tensor([0, 1, 1])
+    got = fullgrad(net, x, target=target, variant=variant)
+    assert got.shape == (3, 1, 6, 6)
+    assert torch.allclose(got, _equation_4(net, x, target, simple=variant == "simple"), atol=1e-10)
+
+
+def test_default_target_is_prediction_and_batch_independent():
+    net = tiny_net()
+    x = torch.randn(4, 2, 6, 6, generator=torch.Generator().manual_seed(2), dtype=DT)
+    maps = fullgrad(net, x)
+    assert torch.allclose(maps, fullgrad(net, x, target=net(x).argmax(1)))
+    for i in range(4):
+        assert torch.allclose(maps[i], fullgrad(net, x[i:i + 1])[0])
+
+
+def test_postprocess_is_per_sample_min_max():
+    t = torch.tensor([[[[-2.0, 1.0], [0.5, 3.0]]], [[[4.0, 4.0], [0.0, -8.0]]]])
+    got = saliency_postprocess(t, eps=0.0)
+    assert torch.equal(got, torch.tensor([[[[0.6, 0.2], [0.0, 1.0]]], [[[0.5, 0.5], [0.0, 1.0]]]]))
+
+
+def test_differentiable_mode():
+    net = tiny_net()
+    x = torch.randn(2, 2, 6, 6, dtype=DT, requires_grad=True)
+    maps = fullgrad(net, x, differentiable=True)
+    maps.sum().backward()
+    assert net[7].weight.grad.abs().sum() > 0 and x.grad is not None
+    assert fullgrad(net, x).grad_fn is None
+
+
+def test_model_mode_and_hooks_left_unchanged():
+    net = tiny_net()
+    fullgrad(net, torch.rand(2, 2, 6, 6, dtype=DT), variant="simple")
+    assert not net.training and all(not m._forward_hooks for m in net.modules())
+
+
+def test_gradient_times_input_written_out():
+    net = tiny_net()
+    x = torch.randn(2, 2, 6, 6, dtype=DT)
+    xg = x.clone().requires_grad_(True)
+    out = net(xg)
+    (g,) = torch.autograd.grad(out[:, 1].sum(), xg)
+    assert torch.allclose(gradient_times_input(net, x, target=1), (g * x).abs().sum(1, keepdim=True))
+
+
+def test_simple_variant_accepts_any_activation():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.GELU(), nn.Flatten(), nn.Linear(2 * 16, 3)).eval()
+    with pytest.raises(ValueError, match="not piecewise linear"):
+        fullgrad(net, torch.rand(2, 1, 4, 4))
+    assert fullgrad(net, torch.rand(2, 1, 4, 4), variant="simple").shape == (2, 1, 4, 4)
+
+
+def test_bad_input():
+    net = tiny_net()
+    with pytest.raises(ValueError, match="B×C×H×W"):
+        fullgrad(net, torch.rand(2, 36, dtype=DT))
+    with pytest.raises(ValueError, match="variant"):
+        fullgrad(net, torch.rand(2, 2, 6, 6, dtype=DT), variant="smooth")
+    with pytest.raises(ValueError, match="model.eval"):
+        fullgrad(net.train(), torch.rand(2, 2, 6, 6, dtype=DT))
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        fullgrad(net.eval(), torch.rand(2, 2, 6, 6, dtype=DT), target=2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu():
+    net = tiny_net()
+    x = torch.randn(3, 2, 6, 6, dtype=DT)
+    expected = fullgrad(net, x)
+    assert torch.allclose(fullgrad(net.cuda(), x.cuda()).cpu(), expected, atol=1e-10)
