@@ -1,0 +1,254 @@
+r"""Graph signal processing on latent geometry graphs.
+
+A graph is either a PyG :class:`~torch_geometric.data.Data` (``edge_index``
+holding both directions of each undirected edge, optional ``edge_weight``) or
+a dense symmetric :math:`B \times B` adjacency tensor. Conventions follow
+PyGSP, against which the tests check every function:
+
+* combinatorial Laplacian :math:`L = D - A`;
+* normalized Laplacian :math:`L = I - D^{-1/2} A D^{-1/2}`, with a zero row
+  and column for a node of degree zero;
+* variation of a signal :math:`S \in \mathbb{R}^{B \times C}`:
+  :math:`\operatorname{tr}(S^\top L S) = \sum_{i<j} w_{ij} \lVert s_i - s_j\rVert^2`
+  (each undirected edge counted once).
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pygsp
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from torch_geometric.utils import to_dense_adj
+
+from .graphs.construct import _inv_sqrt
+from .validation import check_choice, check_labels, check_tensor
+
+LAPLACIANS = ("combinatorial", "normalized")
+GraphLike = Data | Tensor
+
+
+def _check_graph(g: object, name: str = "g") -> tuple[Tensor, Tensor, int] | Tensor:
+    """Return ``(edge_index, edge_weight, num_nodes)`` for a Data, the matrix for a dense graph."""
+    if isinstance(g, Data):
+        if g.edge_index is None or g.num_nodes is None:
+            raise ValueError(f"`{name}` must carry `edge_index` and `num_nodes`")
+        weight = g.edge_weight if g.edge_weight is not None else torch.ones(
+            g.edge_index.shape[1], device=g.edge_index.device)
+        return g.edge_index, weight, int(g.num_nodes)
+    adj = check_tensor(g, name)
+    if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
+        raise ValueError(f"`{name}` must be a Data or a square B×B adjacency, got shape {tuple(adj.shape)}")
+    if not adj.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point adjacency, got dtype {adj.dtype}")
+    if not torch.isfinite(adj).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values")
+    if not torch.allclose(adj, adj.T, rtol=1e-5, atol=1e-6):
+        raise ValueError(f"`{name}` must be symmetric (an undirected graph)")
+    return adj
+
+
+def laplacian(g: GraphLike, kind: str = "combinatorial") -> Tensor:
+    r"""Graph Laplacian, sparse (COO) for a ``Data`` and dense for a matrix.
+
+    Args:
+        g (Data or Tensor): the graph.
+        kind (str): ``"combinatorial"`` (:math:`D - A`) or ``"normalized"``
+            (:math:`I - D^{-1/2} A D^{-1/2}`, zero for isolated nodes).
+            (default: :obj:`"combinatorial"`)
+
+    Example:
+        >>> A = torch.tensor([[0.0, 4.0], [4.0, 0.0]])
+        >>> laplacian(A).tolist()
+        [[4.0, -4.0], [-4.0, 4.0]]
+        >>> laplacian(A, kind="normalized").tolist()
+        [[1.0, -1.0], [-1.0, 1.0]]
+    """
+    check_choice(kind, "kind", LAPLACIANS)
+    graph = _check_graph(g)
+    if isinstance(graph, Tensor):
+        deg = graph.sum(dim=1)
+        if kind == "combinatorial":
+            return torch.diag(deg) - graph
+        dinv = _inv_sqrt(deg)
+        return torch.diag((deg > 0).to(graph.dtype)) - dinv[:, None] * graph * dinv[None, :]
+    edge_index, weight, num = graph
+    row, col = edge_index
+    deg = torch.zeros(num, dtype=weight.dtype, device=weight.device).index_add(0, row, weight)
+    nodes = torch.arange(num, device=row.device)
+    if kind == "combinatorial":
+        diag, off = deg, -weight
+    else:
+        dinv = _inv_sqrt(deg)
+        diag, off = (deg > 0).to(weight.dtype), -dinv[row] * weight * dinv[col]
+    indices = torch.cat([torch.stack([nodes, nodes]), edge_index], dim=1)
+    return torch.sparse_coo_tensor(indices, torch.cat([diag, off]), (num, num)).coalesce()
+
+
+def _check_signal(s: object, num: int, name: str = "s") -> Tensor:
+    s = check_tensor(s, name)
+    if not s.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point signal, got dtype {s.dtype}")
+    if s.dim() not in (1, 2) or s.shape[0] != num:
+        raise ValueError(f"`{name}` must have shape [{num}] or [{num}, C], got {tuple(s.shape)}")
+    if not torch.isfinite(s).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values")
+    return s if s.dim() == 2 else s[:, None]
+
+
+def _check_undirected(edge_index: Tensor, weight: Tensor, num: int) -> None:
+    row, col = edge_index
+    forward, order = torch.sort(row * num + col)
+    backward, reverse = torch.sort(col * num + row)
+    if not (torch.equal(forward, backward) and torch.allclose(weight[order], weight[reverse], rtol=1e-5, atol=1e-7)):
+        raise ValueError("`g` must be undirected: every edge (i, j) needs its reverse (j, i) with the same weight")
+
+
+def total_variation(g: GraphLike, s: Tensor) -> Tensor:
+    r"""Variation :math:`\operatorname{tr}(S^\top L S) = \sum_{i<j} w_{ij}\lVert s_i - s_j\rVert^2`.
+
+    Differentiable with respect to both the signal and the edge weights.
+
+    Args:
+        g (Data or Tensor): an undirected graph.
+        s (Tensor): signal of shape :math:`[B]` or :math:`[B, C]`.
+
+    Example:
+        >>> A = torch.tensor([[0.0, 2.0], [2.0, 0.0]])
+        >>> total_variation(A, torch.tensor([1.0, 4.0]))
+        tensor(18.)
+    """
+    graph = _check_graph(g)
+    if isinstance(graph, Tensor):
+        s = _check_signal(s, graph.shape[0])
+        return (graph.sum(dim=1) * (s * s).sum(dim=1)).sum() - (s * (graph @ s)).sum()
+    edge_index, weight, num = graph
+    s = _check_signal(s, num)
+    _check_undirected(edge_index, weight.detach(), num)
+    row, col = edge_index
+    return 0.5 * (weight * ((s[row] - s[col]) ** 2).sum(dim=1)).sum()
+
+
+def label_variation(g: GraphLike, y: Tensor | None = None, normalized: bool = False) -> Tensor:
+    r"""Label variation :math:`\sigma = \operatorname{tr}(V^\top L V)` of the one-hot label matrix :math:`V`.
+
+    With one-hot labels, :math:`\sigma = 2\sum_{i<j,\, y_i \ne y_j} w_{ij}`
+    (Lassance et al., 2020, eq. 5). ``normalized=True`` divides by
+    :math:`2\sum_{i<j} w_{ij}`, giving the share of edge weight between
+    distinct classes, in :math:`[0, 1]` (the paper's appendix B). A batch of a
+    single class, or a graph without edges, gives 0.
+
+    Args:
+        g (Data or Tensor): an undirected graph.
+        y (LongTensor, optional): labels of shape :math:`[B]`; defaults to
+            ``g.y`` for a ``Data``. (default: :obj:`None`)
+        normalized (bool): return the inter-class share. (default: :obj:`False`)
+
+    Example:
+        >>> A = torch.tensor([[0.0, 1.0, 3.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+        >>> y = torch.tensor([0, 0, 1])
+        >>> label_variation(A, y), label_variation(A, y, normalized=True)
+        (tensor(6.), tensor(0.7500))
+    """
+    graph = _check_graph(g)
+    if y is None:
+        y = getattr(g, "y", None)
+        if y is None:
+            raise ValueError("`y` is required (the graph carries no labels)")
+    if isinstance(graph, Tensor):
+        num, weight, device = graph.shape[0], graph, graph.device
+    else:
+        num, weight, device = graph[2], graph[1], graph[1].device
+    y = check_labels(y, num, device)
+    onehot = F.one_hot(y, int(y.max()) + 1).to(weight.dtype) if num else weight.new_zeros(0, 1)
+    sigma = total_variation(g, onehot)
+    if not normalized:
+        return sigma
+    total = weight.sum()
+    positive = total > 0
+    return torch.where(positive, sigma / torch.where(positive, total, torch.ones_like(total)), torch.zeros_like(total))
+
+
+def _dense(g: GraphLike) -> Tensor:
+    graph = _check_graph(g)
+    if isinstance(graph, Tensor):
+        return graph
+    edge_index, weight, num = graph
+    return to_dense_adj(edge_index, edge_attr=weight, max_num_nodes=num)[0]
+
+
+def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
+    r"""Laplacian eigenmaps (Belkin & Niyogi, 2003): node coordinates for drawing.
+
+    Solves :math:`L u = \lambda D u` through the normalized Laplacian and
+    returns the ``dim`` generalized eigenvectors after the first (constant)
+    one, as a detached :math:`B \times \text{dim}` tensor. Isolated nodes are
+    placed at the origin.
+
+    Example:
+        >>> A = torch.ones(4, 4) - torch.eye(4)
+        >>> eigenmaps(A, dim=2).shape
+        torch.Size([4, 2])
+    """
+    adj = _dense(g).detach().to(torch.float64)
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < adj.shape[0]:
+        raise ValueError(f"`dim` must be an int in 1..B-1 = 1..{adj.shape[0] - 1}, got {dim!r}")
+    dinv = _inv_sqrt(adj.sum(dim=1))
+    _, vectors = torch.linalg.eigh(laplacian(adj, kind="normalized"))
+    return (dinv[:, None] * vectors[:, 1 : dim + 1]).to(torch.get_default_dtype())
+
+
+def _scipy_adjacency(g: GraphLike) -> sp.csr_matrix:
+    graph = _check_graph(g)
+    if isinstance(graph, Tensor):
+        return sp.csr_matrix(graph.detach().cpu().double().numpy())
+    edge_index, weight, num = graph
+    row, col = edge_index.cpu().numpy()
+    return sp.coo_matrix((weight.detach().cpu().double().numpy(), (row, col)), shape=(num, num)).tocsr()
+
+
+def to_pygsp(g: GraphLike) -> pygsp.graphs.Graph:
+    """Convert to a :class:`pygsp.graphs.Graph` (weights detached, float64, on the CPU).
+
+    Example:
+        >>> int(to_pygsp(torch.tensor([[0.0, 1.0], [1.0, 0.0]])).n_edges)
+        1
+    """
+    return pygsp.graphs.Graph(_scipy_adjacency(g))
+
+
+def from_pygsp(graph: pygsp.graphs.Graph) -> Data:
+    """Convert a :class:`pygsp.graphs.Graph` to a ``Data`` (``edge_index`` both directions,
+    ``edge_weight`` in the default dtype, ``pos`` from the graph's coordinates if any)."""
+    if not isinstance(graph, pygsp.graphs.Graph):
+        raise TypeError(f"`graph` must be a pygsp.graphs.Graph, got {type(graph).__name__}")
+    w = sp.coo_matrix(graph.W)
+    data = Data(
+        edge_index=torch.as_tensor(np.stack([w.row, w.col]), dtype=torch.long),
+        edge_weight=torch.as_tensor(w.data, dtype=torch.get_default_dtype()),
+        num_nodes=graph.n_vertices,
+    )
+    if getattr(graph, "coords", None) is not None:
+        data.pos = torch.as_tensor(np.asarray(graph.coords), dtype=torch.get_default_dtype())
+    return data
+
+
+def to_networkx(g: GraphLike) -> nx.Graph:
+    """Convert to an undirected :class:`networkx.Graph` with edge attribute ``weight``
+    (and node attribute ``y`` when the ``Data`` carries labels)."""
+    out = nx.from_scipy_sparse_array(_scipy_adjacency(g), edge_attribute="weight")
+    labels = getattr(g, "y", None)
+    if labels is not None:
+        nx.set_node_attributes(out, dict(enumerate(labels.tolist())), "y")
+    return out
+
+
+def from_networkx(graph: nx.Graph) -> Data:
+    """Convert a weighted :class:`networkx.Graph` (attribute ``weight``, default 1) to a ``Data``;
+    nodes are numbered in ``graph.nodes`` order."""
+    if not isinstance(graph, nx.Graph):
+        raise TypeError(f"`graph` must be a networkx.Graph, got {type(graph).__name__}")
+    return from_pygsp(pygsp.graphs.Graph(nx.to_scipy_sparse_array(graph, weight="weight", format="csr")))

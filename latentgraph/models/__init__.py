@@ -1,0 +1,4 @@
+"""Reference networks with named blocks, so layers can be picked by name."""
+from .small import MLP, SmallCNN
+
+__all__ = ["MLP", "SmallCNN"]

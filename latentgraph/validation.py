@@ -1,0 +1,91 @@
+"""Input checks shared by the public API.
+
+Every check raises :class:`TypeError` for a wrong type and :class:`ValueError`
+for a wrong value, and names the offending argument in the message.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+
+def check_tensor(x: object, name: str) -> Tensor:
+    """Return ``x`` if it is a tensor, else raise :class:`TypeError`."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+    return x
+
+
+def check_features(x: object, name: str = "x") -> Tensor:
+    r"""Validate a batch of features and return it flattened to :math:`B \times D`.
+
+    The batch must be a floating-point tensor of shape ``B×…`` with ``B ≥ 1``,
+    at least one feature per sample and only finite values.
+    """
+    x = check_tensor(x, name)
+    if x.dim() < 2:
+        raise ValueError(
+            f"`{name}` must have shape B×… (one row per sample, at least 2 dimensions), "
+            f"got shape {tuple(x.shape)}"
+        )
+    if x.shape[0] == 0:
+        raise ValueError(f"`{name}` is an empty batch (B = 0)")
+    if not x.is_floating_point():
+        raise TypeError(f"`{name}` must be a floating-point tensor, got dtype {x.dtype}")
+    x = x.reshape(x.shape[0], -1)
+    if x.shape[1] == 0:
+        raise ValueError(f"`{name}` has no features (shape {tuple(x.shape)})")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"`{name}` contains NaN or infinite values")
+    return x
+
+
+def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y") -> Tensor:
+    """Validate class labels: an integer tensor of shape ``[num_nodes]``, non-negative,
+    on ``device``."""
+    y = check_tensor(y, name)
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}")
+    if y.dim() != 1 or y.shape[0] != num_nodes:
+        raise ValueError(
+            f"`{name}` must have shape [{num_nodes}] (one label per sample), got {tuple(y.shape)}"
+        )
+    if y.device != device:
+        raise ValueError(f"`{name}` is on {y.device} but the features are on {device}")
+    if num_nodes and int(y.min()) < 0:
+        raise ValueError(f"`{name}` must hold non-negative class indices")
+    return y.long()
+
+
+def check_k(k: object, num_nodes: int, name: str = "k") -> int | None:
+    """Validate a neighbour count: ``None`` or an int in ``1..num_nodes-1``."""
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"`{name}` must be an int or None, got {type(k).__name__}")
+    if not 1 <= k <= num_nodes - 1:
+        raise ValueError(
+            f"`{name}` must be in 1..B-1 = 1..{num_nodes - 1} for a batch of B = {num_nodes}, got {k}"
+        )
+    return k
+
+
+def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
+    """Validate that ``value`` is one of ``choices``."""
+    choices = tuple(choices)
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_same_batch(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
+    """Check that two batches have the same size and live on the same device."""
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"`{names[0]}` and `{names[1]}` must have the same batch size, "
+            f"got {a.shape[0]} and {b.shape[0]}"
+        )
+    if a.device != b.device:
+        raise ValueError(f"`{names[0]}` is on {a.device} but `{names[1]}` is on {b.device}")

@@ -1,0 +1,217 @@
+import numpy as np
+import pytest
+import torch
+from torch_geometric.nn import GCNConv
+
+import latentgraph as lg
+from latentgraph.graphs import knn as knn_module
+from latentgraph.graphs.knn import KNN_BACKENDS, knn_indices
+
+
+def brute_force_knn(x: np.ndarray, k: int, similarity: str) -> set[tuple[int, int]]:
+    """Directed (i, neighbour) pairs by a plain loop over pairwise scores."""
+    n = len(x)
+    out = set()
+    for i in range(n):
+        scores = []
+        for j in range(n):
+            if i == j:
+                continue
+            if similarity == "rbf":
+                score = -float(((x[i] - x[j]) ** 2).sum())
+            else:
+                a, b = x[i], x[j]
+                if similarity == "pearson":
+                    a, b = a - a.mean(), b - b.mean()
+                score = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+            scores.append((-score, j))
+        out |= {(i, j) for _, j in sorted(scores)[:k]}
+    return out
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "pearson", "rbf"])
+@pytest.mark.parametrize("n,k", [(12, 1), (30, 4), (25, 24)])
+def test_knn_matches_brute_force(similarity, n, k):
+    x = torch.randn(n, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(n + k))
+    idx = knn_indices(x, k, similarity)
+    got = {(i, int(j)) for i in range(n) for j in idx[i]}
+    assert got == brute_force_knn(x.numpy(), k, similarity)
+
+
+@pytest.mark.parametrize("backend", [b for b in lg.available_backends() if b != "torch"])
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+def test_installed_backends_give_the_same_edges(backend, similarity):
+    x = torch.rand(200, 16, generator=torch.Generator().manual_seed(1))
+    reference = knn_indices(x, 6, similarity, "torch").sort(dim=1).values
+    assert torch.equal(knn_indices(x, 6, similarity, backend).sort(dim=1).values, reference)
+    g_ref = lg.latent_graph(x, k=6, similarity=similarity)
+    g = lg.latent_graph(x, k=6, similarity=similarity, backend=backend)
+    assert torch.equal(g.edge_index, g_ref.edge_index)
+    assert torch.allclose(g.edge_weight, g_ref.edge_weight)
+
+
+def test_blocked_search_equals_one_block(monkeypatch):
+    x = torch.rand(50, 5, generator=torch.Generator().manual_seed(2))
+    whole = knn_indices(x, 3, "cosine")
+    monkeypatch.setattr(knn_module, "_BLOCK", 7 * 50)  # seven rows per block
+    assert torch.equal(knn_indices(x, 3, "cosine"), whole)
+
+
+def test_ties_are_broken_by_index_and_keep_k_neighbours():
+    x = torch.zeros(6, 4)  # all-zero rows (dead ReLUs): every similarity ties at 0
+    x[3] = 1.0
+    idx = knn_indices(x, 2, "cosine")
+    assert idx.tolist() == [[1, 2], [0, 2], [0, 1], [0, 1], [0, 1], [0, 1]]
+    dup = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 2)  # duplicated rows
+    idx = knn_indices(dup, 3, "rbf").sort(dim=1).values
+    assert idx.tolist()[0] == [1, 2, 3] and idx.tolist()[4] == [0, 1, 5]
+    g = lg.latent_graph(x, k=2)
+    assert torch.bincount(g.edge_index[0], minlength=6).min() >= 2
+
+
+def test_hand_computed_cosine_graph():
+    x = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
+    g = lg.latent_graph(x, k=1, normalize=False)
+    c = 2 ** -0.5
+    assert g.edge_index.tolist() == [[0, 1, 1, 2], [1, 0, 2, 1]]
+    assert torch.allclose(g.edge_weight, torch.tensor([c, c, c, c]))
+    gn = lg.latent_graph(x, k=1)  # degrees c, 2c, c
+    expected = c / torch.sqrt(torch.tensor([c * 2 * c] * 4))
+    assert torch.allclose(gn.edge_weight, expected)
+
+
+def test_rbf_bandwidth_is_the_median_edge_length():
+    x = torch.tensor([[0.0], [1.0], [3.0], [7.0]])  # kNN(1): 0-1, 1-0, 2-1, 3-2
+    g = lg.latent_graph(x, k=1, similarity="rbf", normalize=False)
+    lengths = (x[g.edge_index[0]] - x[g.edge_index[1]]).abs().flatten()
+    sigma = lengths.median()
+    assert torch.allclose(g.edge_weight, torch.exp(-lengths**2 / (2 * sigma**2)))
+    g2 = lg.latent_graph(x, k=1, similarity="rbf", normalize=False, sigma=1.0)
+    assert torch.allclose(g2.edge_weight, torch.exp(-lengths**2 / 2))
+
+
+def test_auto_similarity_follows_the_sign_of_the_data():
+    pos = torch.rand(10, 3)
+    assert torch.allclose(lg.dense_adjacency(pos, k=3), lg.dense_adjacency(pos, k=3, similarity="cosine"))
+    neg = pos - 0.5
+    assert torch.allclose(lg.dense_adjacency(neg, k=3), lg.dense_adjacency(neg, k=3, similarity="rbf"))
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+@pytest.mark.parametrize("k", [None, 3])
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("edges", ["all", "inter_class", "intra_class"])
+def test_sparse_graph_equals_dense_adjacency(similarity, k, normalize, edges):
+    gen = torch.Generator().manual_seed(3)
+    x, y = torch.randn(15, 2, 3, generator=gen), torch.randint(0, 3, (15,), generator=gen)
+    g = lg.latent_graph(x, y, k=k, similarity=similarity, normalize=normalize, edges=edges)
+    dense = lg.dense_adjacency(x, k=k, similarity=similarity, normalize=normalize, y=y, edges=edges)
+    rebuilt = torch.zeros(15, 15).index_put((g.edge_index[0], g.edge_index[1]), g.edge_weight)
+    assert torch.allclose(rebuilt, dense, atol=1e-6)
+    assert torch.equal(dense, dense.T) or torch.allclose(dense, dense.T)
+    assert dense.diagonal().abs().sum() == 0
+
+
+def test_edges_are_undirected_sorted_and_loop_free():
+    g = lg.latent_graph(torch.rand(40, 8), k=5)
+    row, col = g.edge_index
+    assert (row != col).all()
+    keys = row * 40 + col
+    assert torch.equal(keys, keys.sort().values)
+    assert torch.equal((col * 40 + row).sort().values, keys)
+    assert (torch.bincount(row, minlength=40) >= 5).all()
+
+
+def test_mutual_symmetrization_is_a_subset_of_union():
+    x = torch.rand(30, 4)
+    union = lg.dense_adjacency(x, k=3, normalize=False) > 0
+    mutual = lg.dense_adjacency(x, k=3, normalize=False, symmetrize="mutual") > 0
+    assert (mutual <= union).all() and mutual.sum() < union.sum()
+
+
+def test_inter_class_graph_of_one_class_is_empty_not_nan():
+    x, y = torch.rand(8, 3), torch.zeros(8, dtype=torch.long)
+    A = lg.dense_adjacency(x, k=3, y=y, edges="inter_class")
+    assert torch.equal(A, torch.zeros(8, 8))
+    g = lg.latent_graph(x, y, k=3, edges="inter_class")
+    assert g.edge_index.shape == (2, 0) and lg.label_variation(g, normalized=True) == 0
+
+
+def test_dict_and_list_inputs_give_one_graph_per_layer():
+    layers = {"a": torch.rand(10, 4), "b": torch.rand(10, 2, 2)}
+    graphs = lg.latent_graph(layers, k=2)
+    assert set(graphs) == {"a", "b"} and graphs["b"].x.shape == (10, 4)
+    assert len(lg.latent_graph(list(layers.values()), k=2)) == 2
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+def test_dense_adjacency_gradcheck(similarity):
+    # the default RBF bandwidth is detached by design, so the check fixes it
+    sigma = 0.7 if similarity == "rbf" else None
+    x = torch.rand(7, 4, dtype=torch.float64, requires_grad=True)
+    for k in (3, None):
+        assert torch.autograd.gradcheck(lambda x: lg.dense_adjacency(x, k=k, similarity=similarity, sigma=sigma), (x,))
+
+
+def test_edge_weight_gradcheck():
+    x = torch.rand(7, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: lg.latent_graph(x, k=2).edge_weight, (x,))
+
+
+def test_zero_rows_give_finite_gradients():
+    x = torch.rand(6, 3)
+    x[2] = 0.0
+    x.requires_grad_(True)
+    lg.dense_adjacency(x, k=2).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_transform_repr_and_gnn_composition():
+    from torch_geometric.data import Data
+
+    assert repr(lg.LatentGraph(k=6)) == "LatentGraph(k=6)"
+    assert repr(lg.LatentGraph(k=3, similarity="rbf")) == "LatentGraph(k=3, similarity='rbf')"
+    data = lg.LatentGraph(k=3)(Data(x=torch.rand(12, 5), y=torch.arange(12) % 2))
+    assert data.x.shape == (12, 5)
+    out = GCNConv(5, 2)(data.x, data.edge_index, data.edge_weight)
+    assert out.shape == (12, 2) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="data.x"):
+        lg.LatentGraph(k=3)(Data(edge_index=torch.zeros(2, 0, dtype=torch.long), num_nodes=3))
+
+
+BAD_INPUTS = [
+    (dict(x=torch.tensor([[float("nan"), 1.0]] * 3)), ValueError, "NaN"),
+    (dict(x=torch.tensor([[float("inf"), 1.0]] * 3)), ValueError, "infinite"),
+    (dict(x=torch.rand(5)), ValueError, "shape B"),
+    (dict(x=torch.rand(0, 3)), ValueError, "empty"),
+    (dict(x=[[1.0, 2.0]]), TypeError, "torch.Tensor"),
+    (dict(x=torch.ones(4, 3, dtype=torch.long)), TypeError, "floating"),
+    (dict(x=torch.rand(5, 3), k=0), ValueError, "1..B-1"),
+    (dict(x=torch.rand(5, 3), k=5), ValueError, "1..B-1"),
+    (dict(x=torch.rand(5, 3), k=2.0), TypeError, "`k`"),
+    (dict(x=torch.rand(5, 3), k=True), TypeError, "`k`"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="euclid"), ValueError, "similarity"),
+    (dict(x=torch.rand(5, 3), k=2, backend="annoy"), ValueError, "backend"),
+    (dict(x=torch.rand(5, 3), k=2, edges="some"), ValueError, "edges"),
+    (dict(x=torch.rand(5, 3), k=2, symmetrize="max"), ValueError, "symmetrize"),
+    (dict(x=torch.rand(5, 3), k=2, edges="inter_class"), ValueError, "needs class labels"),
+    (dict(x=torch.rand(5, 3), y=torch.zeros(4, dtype=torch.long), k=2), ValueError, r"shape \[5\]"),
+    (dict(x=torch.rand(5, 3), y=torch.zeros(5), k=2), TypeError, "integer class labels"),
+    (dict(x=torch.rand(5, 3), y=-torch.ones(5, dtype=torch.long), k=2), ValueError, "non-negative"),
+    (dict(x=torch.rand(5, 3), y=torch.zeros(5, dtype=torch.long, device="meta"), k=2), ValueError, "meta"),
+]
+
+
+@pytest.mark.parametrize("kwargs,error,message", BAD_INPUTS)
+@pytest.mark.parametrize("build", [lg.latent_graph, lg.dense_adjacency])
+def test_bad_input_is_rejected(build, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        build(**kwargs)
+
+
+def test_missing_backend_names_the_available_ones():
+    missing = [name for name in KNN_BACKENDS if name not in lg.available_backends()]
+    if not missing:
+        pytest.skip("every backend is installed")
+    with pytest.raises(ValueError, match="not installed"):
+        lg.latent_graph(torch.rand(5, 3), k=2, backend=missing[0])
