@@ -85,7 +85,7 @@ def laplacian(g: GraphLike, kind: str = "combinatorial") -> Tensor:
         dinv = _inv_sqrt(deg)
         diag, off = (deg > 0).to(weight.dtype), -dinv[row] * weight * dinv[col]
     indices = torch.cat([torch.stack([nodes, nodes]), edge_index], dim=1)
-    return torch.sparse_coo_tensor(indices, torch.cat([diag, off]), (num, num)).coalesce()
+    return torch.sparse_coo_tensor(indices, torch.cat([diag, off]), (num, num), check_invariants=True).coalesce()
 
 
 def _check_signal(s: object, num: int, name: str = "s") -> Tensor:

@@ -48,13 +48,14 @@ def load_npz(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     if not os.path.isfile(path):
         raise ValueError(f"`path`: no such file {os.fspath(path)!r}")
     try:
-        with np.load(path, allow_pickle=False) as arrays:
-            missing = {"x", "y"} - set(arrays.files)
-            if missing:
-                raise ValueError(f"{os.fspath(path)!r} must hold arrays 'x' and 'y'; missing {sorted(missing)}")
-            x, y = arrays["x"], arrays["y"]
-    except (OSError, EOFError) as err:
+        arrays = np.load(path, allow_pickle=False)
+        found = {key: arrays[key] for key in ("x", "y") if key in getattr(arrays, "files", ())}
+    except (OSError, EOFError, ValueError) as err:
         raise ValueError(f"{os.fspath(path)!r} is not a readable .npz file: {err}") from err
+    missing = sorted({"x", "y"} - found.keys())
+    if missing:
+        raise ValueError(f"{os.fspath(path)!r} must hold arrays 'x' and 'y'; missing {missing}")
+    x, y = found["x"], found["y"]
     if not np.issubdtype(y.dtype, np.integer):
         raise TypeError(f"'y' in {os.fspath(path)!r} must hold integer labels, got dtype {y.dtype}")
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))

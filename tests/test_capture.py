@@ -1,0 +1,63 @@
+import pytest
+import torch
+from torch import nn
+
+import latentgraph as lg
+
+
+class Nested(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Sequential(nn.Linear(6, 5), nn.ReLU()))
+        self.shared = nn.Linear(5, 5)
+        self.rnn = nn.GRU(5, 3, batch_first=True)
+
+    def forward(self, x):
+        h = self.shared(self.shared(self.encoder(x)))  # `shared` is called twice
+        out, last = self.rnn(h[:, None, :])
+        return out[:, 0], last  # the model returns a tuple
+
+
+def test_nested_names_repeated_calls_and_tuple_outputs():
+    model = Nested()
+    x = torch.rand(3, 4)
+    with lg.capture(model, ["encoder.2.1", "shared", "rnn"]) as acts:
+        out, _ = model(x)
+    assert list(acts) == ["encoder.2.1", "shared", "shared#1", "rnn"]
+    expected = model.encoder(x)
+    assert torch.equal(acts["encoder.2.1"], expected)
+    assert torch.equal(acts["shared#1"], model.shared(model.shared(expected)))
+    assert torch.equal(acts["rnn"], out[:, None, :])
+    assert "encoder.2.1" in lg.layer_names(model)
+
+
+def test_activations_keep_the_graph_unless_detached():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    with lg.capture(model, ["0"]) as acts:
+        model(torch.rand(2, 3))
+    acts["0"].sum().backward()
+    assert model[0].weight.grad is not None
+    with lg.capture(model, "0", detach=True) as acts:
+        model(torch.rand(2, 3))
+    assert not acts["0"].requires_grad
+
+
+def test_hooks_are_removed_even_on_exceptions():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+    with pytest.raises(RuntimeError):
+        with lg.capture(model, ["0", "1"]):
+            model(torch.rand(2, 5))  # wrong width
+    assert not model[0]._forward_hooks and not model[1]._forward_hooks
+    with lg.capture(model, ["0"]):
+        pass
+    assert not model[0]._forward_hooks
+
+
+def test_unknown_name_lists_close_matches_and_available_names():
+    model = Nested()
+    with pytest.raises(ValueError, match=r"no module named 'encoder\.3'.*Did you mean.*Available: encoder"):
+        with lg.capture(model, ["encoder.3"]):
+            pass
+    with pytest.raises(TypeError, match="nn.Module"):
+        with lg.capture("model", ["a"]):
+            pass
