@@ -188,8 +188,10 @@ def shard_loader(loader: DataLoader, seed: int) -> DataLoader:
     other DataLoader setting is kept. ``batch_size`` stays per process.
     Returned unchanged when not distributed or already sharded.
     """
-    if not is_distributed() or isinstance(loader.sampler, DistributedSampler):
+    if not is_distributed() or isinstance(getattr(loader, "sampler", None), DistributedSampler):
         return loader
+    if not isinstance(loader, DataLoader):
+        raise TypeError(f"under torchrun the training loader must be a DataLoader, got {type(loader).__name__}")
     if loader.batch_size is None:
         raise ValueError(
             "under torchrun the training loader needs a batch_size (not a custom batch_sampler) "

@@ -214,7 +214,7 @@ class Trainer:
         return self.history
 
     def _train_epoch(self, loader: DataLoader, eval_loader: Any, epochs: int) -> None:
-        if hasattr(loader.sampler, "set_epoch"):
+        if hasattr(getattr(loader, "sampler", None), "set_epoch"):
             loader.sampler.set_epoch(self.epoch)
         if self.batch == 0:
             self._rng_epoch = ckpt.rng_state(loader)
@@ -417,7 +417,7 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
         >>> _ = torch.manual_seed(0)
         >>> x = torch.randn(64, 2); y = (x[:, 0] > 0).long()
         >>> model = fit(nn.Linear(2, 2), DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True),
-        ...             epochs=30, lr=0.05, progress=False)
+        ...             epochs=10, lr=0.1, progress=False)
         >>> evaluate(model, [(x, y)]) > 0.9
         True
     """

@@ -1,0 +1,348 @@
+import csv
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from latentgraph.train import Trainer, evaluate, fit, get_objective, register_objective
+from latentgraph.train.objectives import ClassificationObjective, available_objectives
+
+
+class NoisyDataset(Dataset):
+    """Random augmentation drawn from torch's global generator, so that exact
+    resume must restore it; ``interrupt_at`` raises KeyboardInterrupt on that
+    (1-based) item fetch, i.e. while the loader fetches a batch."""
+
+    def __init__(self, n=40, interrupt_at=None):
+        g = torch.Generator().manual_seed(123)
+        self.x = torch.randn(n, 6, generator=g)
+        self.y = (self.x[:, 0] > 0).long()
+        self.interrupt_at = interrupt_at
+        self.fetches = 0
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        self.fetches += 1
+        if self.fetches == self.interrupt_at:
+            raise KeyboardInterrupt
+        return self.x[i] + 0.1 * torch.randn(6), self.y[i]
+
+
+def make_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
+
+
+def make_trainer(model, tmp_path=None, **kw):
+    return Trainer(
+        model, ClassificationObjective(),
+        lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),
+        scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.5),
+        checkpoint_dir=None if tmp_path is None else tmp_path / "ckpt", progress=False, seed=3, **kw)
+
+
+def make_loader(dataset, generator=False):
+    return DataLoader(dataset, batch_size=8, shuffle=True,
+                      generator=torch.Generator().manual_seed(5) if generator else None)
+
+
+def flat(model):
+    return torch.cat([p.detach().reshape(-1) for p in model.state_dict().values()])
+
+
+def without_time(history):
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in history]
+
+
+def reference_run(generator=False, epochs=3):
+    model = make_model()
+    history = make_trainer(model).fit(make_loader(NoisyDataset(), generator), epochs=epochs)
+    return flat(model), history
+
+
+def test_weighted_sum_of_terms_one_sgd_step():
+    # one step of SGD(lr=0.5) on a + 0.25 b with a = sum(w*x), b = sum(w^2), by hand
+    class Terms:
+        def __call__(self, model, batch):
+            w = model.weight
+            return {"a": (w * batch[0]).sum(), "b": (w ** 2).sum()}
+
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+    x = torch.tensor([[3.0, 4.0]])
+    trainer = Trainer(model, Terms(), torch.optim.SGD(model.parameters(), lr=0.5), weights={"b": 0.25},
+                      progress=False)
+    history = trainer.fit([(x, torch.zeros(1))], epochs=1)
+    # grad = x + 0.25 * 2 w = [3 + 0.5, 4 - 1] ; w' = w - 0.5 grad
+    assert torch.equal(model.weight.detach(), torch.tensor([[1.0 - 1.75, -2.0 - 1.5]]))
+    assert history[0]["train/a"] == -5.0 and history[0]["train/b"] == 5.0
+    assert history[0]["train/loss"] == -5.0 + 0.25 * 5.0
+
+
+def test_history_holds_epoch_means_of_each_term_and_csv(tmp_path):
+    seen = []
+
+    class Recording(ClassificationObjective):
+        def __call__(self, model, batch):
+            terms = super().__call__(model, batch)
+            seen.append(terms["ce"].item())
+            return terms
+
+    model = make_model()
+    trainer = Trainer(model, Recording(), lambda p: torch.optim.Adam(p, lr=1e-2), log_dir=tmp_path,
+                      progress=False)
+    history = trainer.fit(make_loader(NoisyDataset()), epochs=2, eval_loader=make_loader(NoisyDataset()))
+    assert history[0]["train/ce"] == pytest.approx(sum(seen[:5]) / 5, rel=1e-12)
+    assert history[1]["train/ce"] == pytest.approx(sum(seen[5:]) / 5, rel=1e-12)
+    assert [row["step"] for row in history] == [5, 10]
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    assert [float(r["train/ce"]) for r in rows] == pytest.approx([h["train/ce"] for h in history])
+    assert float(rows[1]["eval/accuracy"]) == pytest.approx(history[1]["eval/accuracy"])
+
+
+def test_eval_accuracy_matches_evaluate_and_objective_metrics_hook():
+    class WithMetrics(ClassificationObjective):
+        def metrics(self, model, loader):
+            assert not model.training
+            return {"always_half": 0.5}
+
+    model = make_model()
+    eval_loader = DataLoader(NoisyDataset(), batch_size=16)
+    history = Trainer(model, WithMetrics(), lambda p: torch.optim.Adam(p, lr=1e-2), progress=False).fit(
+        make_loader(NoisyDataset()), epochs=1, eval_loader=eval_loader)
+    torch.manual_seed(0)  # the dataset's noise is random; compare on the same draw
+    expected = evaluate(model, eval_loader)
+    assert history[0]["eval/always_half"] == 0.5
+    assert 0.0 <= history[0]["eval/accuracy"] <= 1.0
+    assert model.training  # trainer restores train mode after evaluating
+    assert isinstance(expected, float)
+
+
+def test_evaluation_does_not_change_training():
+    a, b = make_model(), make_model()
+    make_trainer(a).fit(make_loader(NoisyDataset()), epochs=2, eval_loader=make_loader(NoisyDataset()))
+    make_trainer(b).fit(make_loader(NoisyDataset()), epochs=2)
+    assert torch.equal(flat(a), flat(b))
+
+
+def test_seeded_runs_are_bitwise_identical():
+    first, h1 = reference_run()
+    second, h2 = reference_run()
+    assert torch.equal(first, second) and without_time(h1) == without_time(h2)
+
+
+@pytest.mark.parametrize("generator", [False, True])
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, generator):
+    expected, expected_history = reference_run(generator)
+    # batches of 8 from 40 samples: 5 per epoch; stop while fetching the 8th batch (epoch 2)
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(model, tmp_path).fit(make_loader(NoisyDataset(interrupt_at=7 * 8 + 1), generator), epochs=3)
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert (state["step"], state["epoch"], state["batch"]) == (7, 1, 2)
+
+    resumed = make_model(seed=99)  # different initial weights: all must come from the checkpoint
+    history = make_trainer(resumed, tmp_path).fit(make_loader(NoisyDataset(), generator), epochs=3, resume=True)
+    assert torch.equal(flat(resumed), expected)
+    assert without_time(history)[0] == without_time(expected_history)[0]
+    assert [row["step"] for row in history] == [5, 10, 15]
+    # the epoch means after resume include the steps done before the interrupt
+    assert history[1]["train/ce"] == pytest.approx(expected_history[1]["train/ce"], rel=1e-12)
+
+
+def test_crash_resumes_from_last_periodic_checkpoint(tmp_path):
+    expected, _ = reference_run()
+
+    class CrashAt(ClassificationObjective):
+        calls = 0
+
+        def __call__(self, model, batch):
+            CrashAt.calls += 1
+            if CrashAt.calls == 9:
+                raise RuntimeError("boom")
+            return super().__call__(model, batch)
+
+    model = make_model()
+    trainer = Trainer(model, CrashAt(), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                      scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [1, 2], 0.5),
+                      checkpoint_dir=tmp_path, checkpoint_every=3, progress=False, seed=3)
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(make_loader(NoisyDataset()), epochs=3)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 6
+    resumed = make_model(seed=1)
+    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path / "last.pt")
+    assert torch.equal(flat(resumed), expected)
+
+
+def test_ctrl_c_signal_during_a_step_saves_after_the_step(tmp_path):
+    expected, _ = reference_run()
+
+    class SignalAt(ClassificationObjective):
+        calls = 0
+
+        def __call__(self, model, batch):
+            SignalAt.calls += 1
+            if SignalAt.calls == 4:
+                os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of step 4
+            return super().__call__(model, batch)
+
+    model = make_model()
+    trainer = Trainer(model, SignalAt(), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+                      scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [1, 2], 0.5),
+                      checkpoint_dir=tmp_path, progress=False, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(make_loader(NoisyDataset()), epochs=3)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
+    resumed = make_model(seed=1)
+    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path)
+    assert torch.equal(flat(resumed), expected)
+
+
+def test_interrupt_during_evaluation_resumes_with_complete_history(tmp_path):
+    expected, _ = reference_run()
+    calls = []
+
+    def metric(model, loader):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return 0.0
+
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(model, tmp_path, metrics={"m": metric}).fit(
+            make_loader(NoisyDataset()), epochs=3, eval_loader=[(torch.zeros(1, 6), torch.zeros(1))])
+    resumed = make_model(seed=1)
+    history = make_trainer(resumed, tmp_path, metrics={"m": metric}).fit(
+        make_loader(NoisyDataset()), epochs=3, eval_loader=[(torch.zeros(1, 6), torch.zeros(1))], resume=True)
+    assert [row["epoch"] for row in history] == [1, 2, 3] and all("eval/m" in row for row in history)
+    assert torch.equal(flat(resumed), expected)
+
+
+def test_resume_mid_epoch_with_other_loader_is_an_error(tmp_path):
+    model = make_model()
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(model, tmp_path).fit(make_loader(NoisyDataset(interrupt_at=3 * 8 + 1)), epochs=2)
+    with pytest.raises(ValueError, match="batches per epoch"):
+        make_trainer(make_model(), tmp_path).fit(DataLoader(NoisyDataset(), batch_size=4), epochs=2, resume=True)
+
+
+def test_resume_with_missing_or_corrupt_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothing.pt"):
+        make_trainer(make_model()).fit(make_loader(NoisyDataset()), 1, resume=tmp_path / "nothing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ValueError, match="bad.pt"):
+        make_trainer(make_model()).fit(make_loader(NoisyDataset()), 1, resume=bad)
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        make_trainer(make_model()).fit(make_loader(NoisyDataset()), 1, resume=True)
+
+
+class TeacherObjective(nn.Module):
+    """Objective carrying a frozen teacher (with BatchNorm) and a trainable head."""
+
+    def __init__(self):
+        super().__init__()
+        self.teacher = nn.Sequential(nn.Linear(6, 4), nn.BatchNorm1d(4)).requires_grad_(False)
+        self.head = nn.Linear(2, 4)
+
+    def train(self, mode=True):
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, model, batch):
+        with torch.no_grad():
+            target = self.teacher(batch[0])
+        return {"match": ((self.head(model(batch[0])) - target) ** 2).mean()}
+
+
+def test_objective_parameters_are_optimized_and_teacher_stays_frozen(tmp_path):
+    model, objective = make_model(), TeacherObjective()
+    teacher_before = {k: v.clone() for k, v in objective.teacher.state_dict().items()}
+    head_before = objective.head.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)  # model only: the trainer adds the head
+    trainer = Trainer(model, objective, optimizer, checkpoint_dir=tmp_path, progress=False)
+    trainer.fit(make_loader(NoisyDataset()), epochs=1)
+    assert not torch.equal(objective.head.weight, head_before)
+    assert all(torch.equal(v, teacher_before[k]) for k, v in objective.teacher.state_dict().items())
+    assert not objective.teacher.training
+    saved = torch.load(tmp_path / "last.pt", weights_only=True)["objective"]
+    assert torch.equal(saved["head.weight"], objective.head.weight.detach())
+
+
+def test_optimizer_missing_objective_parameters_with_built_scheduler_is_an_error():
+    model = make_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 1)
+    with pytest.raises(ValueError, match="lacks 2 trainable parameter"):
+        Trainer(model, TeacherObjective(), optimizer, scheduler=scheduler, progress=False)
+
+
+def test_bad_terms_and_weights():
+    loader = make_loader(NoisyDataset())
+    opt = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
+    with pytest.raises(ValueError, match="weights given for terms the objective does not return: gkd"):
+        Trainer(make_model(), ClassificationObjective(), opt, weights={"gkd": 2.0}, progress=False).fit(loader, 1)
+    with pytest.raises(TypeError, match="non-empty dict"):
+        Trainer(make_model(), lambda m, b: m(b[0]).sum(), opt, progress=False).fit(loader, 1)
+    with pytest.raises(TypeError, match="not a scalar tensor"):
+        Trainer(make_model(), lambda m, b: {"ce": m(b[0])}, opt, progress=False).fit(loader, 1)
+    with pytest.raises(ValueError, match="weight of term 'ce'"):
+        Trainer(make_model(), ClassificationObjective(), opt, weights={"ce": float("nan")})
+    with pytest.raises(TypeError, match="optimizer"):
+        Trainer(make_model(), ClassificationObjective(), "sgd")
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        Trainer(make_model(), ClassificationObjective(), opt, checkpoint_every=0)
+    with pytest.raises(ValueError, match="epochs"):
+        Trainer(make_model(), ClassificationObjective(), opt, progress=False).fit(loader, -1)
+
+
+def test_non_finite_term_stops_before_updating():
+    model = make_model()
+    before = flat(model)
+    nan_objective = lambda m, b: {"ce": m(b[0]).sum() * float("nan"), "other": m(b[0]).sum()}  # noqa: E731
+    with pytest.raises(FloatingPointError, match="step 1: ce=nan"):
+        Trainer(model, nan_objective, lambda p: torch.optim.SGD(p, lr=0.1), progress=False).fit(
+            make_loader(NoisyDataset()), 1)
+    assert torch.equal(flat(model), before)
+
+
+def test_fit_learns_a_separable_problem():
+    torch.manual_seed(0)
+    x = torch.randn(200, 2)
+    y = (x[:, 0] - x[:, 1] > 0).long()
+    model = fit(nn.Linear(2, 2), DataLoader(TensorDataset(x, y), batch_size=50, shuffle=True), epochs=8, lr=0.1,
+                progress=False)
+    assert evaluate(model, [(x, y)]) > 0.95
+
+
+def test_evaluate_counts_and_restores_mode():
+    model = nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, -1.0]]))
+    model.train()
+    x = torch.tensor([[2.0, 1.0], [0.0, 3.0], [-1.0, -1.0], [1.0, 0.0]])
+    assert evaluate(model, [(x[:2], torch.tensor([0, 1])), (x[2:], torch.tensor([2, 1]))]) == 0.75
+    assert model.training
+    with pytest.raises(ValueError, match="no samples"):
+        evaluate(model, [])
+    with pytest.raises(ValueError, match="B×C logits"):
+        evaluate(nn.Identity(), [(torch.zeros(2), torch.zeros(2, dtype=torch.long))])
+
+
+def test_registry():
+    assert get_objective("classification") is ClassificationObjective
+    assert "classification" in available_objectives()
+    with pytest.raises(ValueError, match="unknown objective 'nope'; registered objectives: .*classification"):
+        get_objective("nope")
+    with pytest.raises(ValueError, match="already registered"):
+        register_objective("classification")(type("Other", (), {}))
+    with pytest.raises(ValueError, match="label_smoothing"):
+        ClassificationObjective(label_smoothing=1.5)
