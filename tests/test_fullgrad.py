@@ -144,3 +144,43 @@ def test_cuda_matches_cpu():
     x = torch.randn(3, 2, 6, 6, dtype=DT)
     expected = fullgrad(net, x)
     assert torch.allclose(fullgrad(net.cuda(), x.cuda()).cpu(), expected, atol=1e-10)
+
+
+# ---- the `latentgraph saliency` command ----------------------------------------------------
+
+def test_saliency_command_on_user_model_and_images(tmp_path):
+    from latentgraph.cli import main
+    from latentgraph.models import SmallCNN
+
+    torch.manual_seed(0)
+    torch.save(SmallCNN(width=4).state_dict(), tmp_path / "w.pt")
+    (tmp_path / "nets.py").write_text("from latentgraph.models import SmallCNN\n"
+                                      "def make():\n    return SmallCNN(width=4)\n")
+    x = torch.rand(6, 1, 8, 8).numpy()
+    np.savez(tmp_path / "imgs.npz", x=x, y=np.arange(6) % 3)
+    out = tmp_path / "out"
+    rc = main(["saliency", "--model", f"{tmp_path / 'nets.py'}:make", "--checkpoint", str(tmp_path / "w.pt"),
+               "--images", str(tmp_path / "imgs.npz"), "--output", str(out), "--count", "4",
+               "--variant", "simple"])
+    assert rc == 0 and (out / "saliency.png").stat().st_size > 0
+    saved = np.load(out / "saliency.npz")
+    assert saved["fullgrad"].shape == (4, 1, 8, 8)
+    net = SmallCNN(width=4)
+    net.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True))
+    expected = fullgrad(net.eval(), torch.from_numpy(saved["x"]), variant="simple")
+    assert np.allclose(saved["fullgrad"], expected.numpy(), atol=1e-6)
+
+
+def test_saliency_command_bad_input(tmp_path):
+    from latentgraph.cli import main
+
+    assert main(["saliency", "--count", "0", "--output", str(tmp_path)]) == 2
+    assert main(["saliency", "--images", str(tmp_path / "missing.npz"), "--output", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_saliency_command_default_trains_on_digits(tmp_path):
+    from latentgraph.cli import main
+
+    assert main(["saliency", "--epochs", "1", "--output", str(tmp_path)]) == 0
+    assert (tmp_path / "model.pt").exists() and (tmp_path / "saliency.png").exists()

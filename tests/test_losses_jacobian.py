@@ -178,3 +178,67 @@ def test_error_constructor_arguments():
 def test_repr():
     assert repr(BiasJacobianPenalty(["a"])) == "BiasJacobianPenalty(layers=['a'])"
     assert repr(InputJacobianMatchingLoss()) .startswith("InputJacobianMatchingLoss(normalize=False")
+
+
+# ---- objectives ----------------------------------------------------------------------------
+
+from latentgraph.models import SmallCNN  # noqa: E402
+from latentgraph.train.objectives.jacobian import (METHODS, BiasJacobianObjective,  # noqa: E402
+                                                   JacobianDistillationObjective)
+
+
+def test_bias_jacobian_objective_terms():
+    torch.manual_seed(0)
+    model = SmallCNN(width=4).eval()
+    with torch.no_grad():  # a non-zero effective bias (at initialization it is exactly zero)
+        model.block3[1].bias.uniform_(-1, 1)
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    terms = BiasJacobianObjective(["block3.1"], weight=3.0)(model, (x, y))
+    fj = full_jacobian(model, x, target=y, layers=["block3.1"])
+    assert torch.allclose(terms["ce"], F.cross_entropy(model(x), y))
+    assert torch.allclose(terms["bias_jacobian"], 3.0 * fj.bias_gradients["block3.1"].pow(2).sum((1, 2, 3)).mean())
+    terms["bias_jacobian"].backward()
+    assert model.block3[1].bias.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_jacobian_distill_methods(method):
+    torch.manual_seed(0)
+    teacher, student = SmallCNN(width=8), SmallCNN(width=4)
+    objective = JacobianDistillationObjective(teacher, method=method, layers=["block1.1", "block2.1"],
+                                              attention_layers=["block1", "block2"])
+    terms = objective(student, (torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])))
+    assert sorted(terms) == sorted(("ce", *METHODS[method]))
+    sum(terms.values()).backward()
+    assert all(p.grad is None for p in teacher.parameters()) and not teacher.training
+    assert student.head.weight.grad is not None
+
+
+def test_jacobian_distill_matches_loss():
+    torch.manual_seed(0)
+    teacher, student = SmallCNN(width=8).eval(), SmallCNN(width=4).eval()
+    x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
+    objective = JacobianDistillationObjective(teacher, method="full_jacobian", layers={"block2.1": "block2.1"},
+                                              input_weight=2.0, bias_weight=5.0)
+    terms = objective(student, (x, y))
+    s = full_jacobian(student, x, target=y, layers=["block2.1"])
+    t = full_jacobian(teacher, x, target=y, layers=["block2.1"])
+    expected = FullJacobianMatchingLoss(["block2.1"], ["block2.1"]).terms(s, t)
+    assert torch.allclose(terms["bias_jacobian"], 5.0 * expected["bias_jacobian"])
+    assert torch.allclose(terms["input_jacobian"], 2.0 * expected["input_jacobian"])
+    assert torch.allclose(terms["output"], expected["output"])
+
+
+def test_objective_bad_input():
+    with pytest.raises(ValueError, match="unknown method"):
+        JacobianDistillationObjective(SmallCNN(width=4), method="fj")
+    with pytest.raises(ValueError, match="give `layers`"):
+        JacobianDistillationObjective(SmallCNN(width=4), method="full_jacobian")
+    with pytest.raises(ValueError, match="give `attention_layers`"):
+        JacobianDistillationObjective(SmallCNN(width=4), method="attention")
+    with pytest.raises(ValueError, match="attention_weight"):
+        JacobianDistillationObjective(SmallCNN(width=4), method="ce", attention_weight=-1)
+    with pytest.raises(TypeError, match="teacher"):
+        JacobianDistillationObjective("teacher")
+    with pytest.raises(ValueError, match="at least one"):
+        BiasJacobianObjective([])

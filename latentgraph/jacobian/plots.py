@@ -45,7 +45,7 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
         raise ValueError(f"titles must hold one label per image ({images.shape[0]}), got {len(titles)}")
     count, kinds = images.shape[0], ["image", *maps]
     fig, axes = plt.subplots(len(kinds), count, figsize=(1.6 * count, 1.7 * len(kinds)), squeeze=False)
-    shown = images.detach().float().mean(1).cpu()
+    shown = images.detach().float().mean(1).cpu().numpy()
     for i in range(count):
         for row, kind in enumerate(kinds):
             ax = axes[row, i]
@@ -53,7 +53,7 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
             if kind != "image":
                 v = maps[kind][i, 0].detach().float().cpu()
                 v = (v - v.min()) / (v.max() - v.min()).clamp_min(torch.finfo(v.dtype).tiny)
-                ax.imshow(v, cmap="jet", alpha=alpha, interpolation="bilinear")
+                ax.imshow(v.numpy(), cmap="jet", alpha=alpha, interpolation="bilinear")
             ax.set_xticks([])
             ax.set_yticks([])
             if i == 0:

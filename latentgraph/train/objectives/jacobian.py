@@ -150,6 +150,10 @@ class JacobianDistillationObjective(nn.Module):
                         "input_jacobian": _check_weight(input_weight, "input_weight"),
                         "bias_jacobian": _check_weight(bias_weight, "bias_weight"),
                         "attention": _check_weight(attention_weight, "attention_weight")}
+        for term, value, name in (("bias_jacobian", layers, "layers"),
+                                  ("attention", attention_layers, "attention_layers")):
+            if term in self.terms and value is None:
+                raise ValueError(f"method {method!r} matches {term.replace('_', '-')} maps: give `{name}`")
         self.pairs = _layer_pairs(layers, "layers") if "bias_jacobian" in self.terms else []
         self.attention_pairs = (_layer_pairs(attention_layers, "attention_layers")
                                 if "attention" in self.terms else [])
