@@ -1,0 +1,127 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from latentgraph.train import checkpoint as ckpt
+
+
+class NotAllowed:
+    """A class weights-only loading refuses."""
+
+
+def test_save_atomic_round_trip(tmp_path):
+    path = ckpt.save_atomic({"w": torch.arange(3.0), "n": 4}, tmp_path / "sub" / "a.pt")
+    assert path == tmp_path / "sub" / "a.pt"
+    loaded = ckpt.load_file(path)
+    assert torch.equal(loaded["w"], torch.arange(3.0)) and loaded["n"] == 4
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.pt"]
+
+
+def test_failed_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = ckpt.save_atomic({"good": torch.ones(2)}, tmp_path / "last.pt")
+
+    def partial_save(obj, f):
+        f.write(b"PK\x03\x04 half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", partial_save)
+    with pytest.raises(OSError, match="disk full"):
+        ckpt.save_atomic({"new": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(ckpt.load_file(path)["good"], torch.ones(2))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left behind
+
+
+def test_interrupted_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path = ckpt.save_atomic({"good": torch.ones(2)}, tmp_path / "last.pt")
+
+    def interrupted(obj, f):
+        f.write(b"PK")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_atomic({"new": torch.zeros(2)}, path)
+    monkeypatch.undo()
+    assert torch.equal(ckpt.load_file(path)["good"], torch.ones(2))
+
+
+def test_truncated_and_corrupt_files_name_the_file(tmp_path):
+    path = ckpt.save_atomic({"w": torch.randn(100)}, tmp_path / "run.pt")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"run\.pt.*corrupt, truncated"):
+        ckpt.load_file(path)
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"\x00\x01not a torch file")
+    with pytest.raises(ValueError, match="garbage.pt"):
+        ckpt.load_checkpoint(garbage)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        ckpt.load_file(tmp_path / "missing.pt")
+
+
+def test_weights_only_refuses_arbitrary_objects(tmp_path):
+    path = tmp_path / "pickled.pt"
+    torch.save({"obj": NotAllowed()}, path)
+    with pytest.raises(ValueError, match="weights-only"):
+        ckpt.load_file(path)
+
+
+def test_load_checkpoint_checks_format_and_version(tmp_path):
+    plain = ckpt.save_atomic({"weight": torch.ones(1)}, tmp_path / "plain.pt")
+    with pytest.raises(ValueError, match="not a latentgraph trainer checkpoint"):
+        ckpt.load_checkpoint(plain)
+    future = ckpt.save_atomic({"format": ckpt.FORMAT, "version": 99}, tmp_path / "future.pt")
+    with pytest.raises(ValueError, match="layout version 99"):
+        ckpt.load_checkpoint(future)
+
+
+def test_load_model_weights_from_trainer_checkpoint_or_state_dict(tmp_path):
+    source = nn.Linear(3, 2)
+    bare = ckpt.save_atomic(source.state_dict(), tmp_path / "bare.pt")
+    full = ckpt.save_atomic({"format": ckpt.FORMAT, "version": ckpt.VERSION, "model": source.state_dict()},
+                            tmp_path / "full.pt")
+    for path in (bare, full):
+        target = ckpt.load_model_weights(nn.Linear(3, 2), path)
+        assert torch.equal(target.weight, source.weight) and torch.equal(target.bias, source.bias)
+    with pytest.raises(ValueError, match=r"bare\.pt.*do not fit Linear"):
+        ckpt.load_model_weights(nn.Linear(4, 2), bare)
+    listed = ckpt.save_atomic([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="neither a trainer checkpoint nor a state_dict"):
+        ckpt.load_model_weights(nn.Linear(3, 2), listed)
+
+
+def _draws(loader):
+    return (random.random(), float(np.random.rand()), torch.rand(2).tolist(),
+            torch.randperm(10, generator=loader.generator).tolist())
+
+
+def test_rng_state_round_trip_through_a_file(tmp_path):
+    loader = DataLoader(TensorDataset(torch.zeros(4)), shuffle=True, generator=torch.Generator().manual_seed(1))
+    random.seed(1), np.random.seed(1), torch.manual_seed(1)
+    path = ckpt.save_atomic(ckpt.rng_state(loader), tmp_path / "rng.pt")
+    first = _draws(loader)
+    random.seed(9), np.random.seed(9), torch.manual_seed(9), loader.generator.manual_seed(9)
+    ckpt.set_rng_state(ckpt.load_file(path), loader)
+    assert _draws(loader) == first
+
+
+def test_rng_state_with_a_different_loader_layout_is_an_error():
+    with_generator = DataLoader(TensorDataset(torch.zeros(4)), shuffle=True, generator=torch.Generator())
+    state = ckpt.rng_state(with_generator)
+    with pytest.raises(ValueError, match="1 DataLoader generator state"):
+        ckpt.set_rng_state(state, DataLoader(TensorDataset(torch.zeros(4)), shuffle=True))
+
+
+def test_resolve_checkpoint(tmp_path):
+    assert ckpt.resolve_checkpoint(tmp_path, None) == tmp_path / "last.pt"
+    assert ckpt.resolve_checkpoint(True, tmp_path) == tmp_path / "last.pt"
+    assert ckpt.resolve_checkpoint(tmp_path / "x.pt", None) == tmp_path / "x.pt"
+    with pytest.raises(ValueError, match="checkpoint_dir"):
+        ckpt.resolve_checkpoint(True, None)
+    with pytest.raises(TypeError, match="resume"):
+        ckpt.resolve_checkpoint(3, None)
