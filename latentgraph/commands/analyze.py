@@ -1,0 +1,192 @@
+"""``latentgraph analyze``: how the classes separate, layer by layer.
+
+Without options it trains :class:`~latentgraph.models.SmallCNN` on
+scikit-learn's digits (seeded), then analyses held-out batches with
+:func:`latentgraph.analyze` and writes the report under ``--output``. Options
+point it at your own data (``--data`` a ``.npz`` with ``x`` and ``y``) and
+model (``--model module:factory`` and ``--checkpoint``).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import time
+from pathlib import Path
+
+HELP = "train a small CNN on digits (or load your model) and report how its layers separate the classes"
+
+log = logging.getLogger("latentgraph.analyze")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``latentgraph analyze`` to ``parser``."""
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--data", metavar="FILE.npz",
+                      help="arrays 'x' (N×D vectors or N×C×H×W images) and 'y' (N integer labels); "
+                      "20%% of the samples (seeded) are held out for the analysis "
+                      "(default: scikit-learn digits)")
+    data.add_argument("--model", metavar="MODULE:FACTORY",
+                      help="a callable returning a torch.nn.Module, e.g. mypkg.nets:make_net or "
+                      "path/to/nets.py:make_net (default: SmallCNN for images, MLP for vectors)")
+    data.add_argument("--checkpoint", metavar="FILE",
+                      help="a state dict or trainer checkpoint to load (torch.load with weights_only=True); skips training "
+                      "and analyses all of --data")
+    graphs = parser.add_argument_group("graphs")
+    graphs.add_argument("--layers", metavar="NAMES",
+                        help="comma-separated module names in depth order; 'input' is the input "
+                        "(default: input and each top-level block of the model)")
+    graphs.add_argument("--k", type=int, default=10, help="neighbours per node (default: %(default)s)")
+    graphs.add_argument("--similarity", default="auto", choices=("auto", "cosine", "rbf", "pearson"),
+                        help="auto (default): cosine for non-negative features, RBF otherwise")
+    graphs.add_argument("--no-normalize", dest="normalize", action="store_false",
+                        help="keep raw weights instead of D^-1/2 A D^-1/2")
+    graphs.add_argument("--batch-size", type=int, default=100, help="samples per analysed batch (default: %(default)s)")
+    graphs.add_argument("--batches", type=int, default=5, help="batches to average over (default: %(default)s)")
+    train = parser.add_argument_group("training (when no --checkpoint is given)")
+    train.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
+    train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
+    run_ = parser.add_argument_group("run")
+    run_.add_argument("--seed", type=int, default=0, help="seed of training and batch draws (default: %(default)s)")
+    run_.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    run_.add_argument("--output", default="latentgraph-report", metavar="DIR", help="report folder (default: %(default)s)")
+    run_.add_argument("--no-plots", dest="plots", action="store_false", help="skip the two figures")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``latentgraph analyze``; returns 0 on success."""
+    import torch
+
+    from ..analysis import analyze
+    from ..seed import seed_everything
+
+    for name in ("k", "batch_size", "batches", "epochs"):
+        low = 0 if name == "epochs" else 1
+        if getattr(args, name) < low:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    seed_everything(args.seed)
+
+    x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint)
+    model, model_name = build_model(args.model, x_eval, y_eval)
+    model.to(device)
+    log.info("data: %s — %d training and %d held-out samples of shape %s",
+             data_name, len(y_train) if x_train is not None else 0, len(y_eval), tuple(x_eval.shape[1:]))
+    log.info("model: %s (%d parameters)", model_name, sum(p.numel() for p in model.parameters()))
+
+    info: dict[str, object] = {"command": f"`{getattr(args, 'command_line', 'latentgraph analyze')}`",
+                               "data": data_name, "model": model_name}
+    if args.checkpoint:
+        from ..train.checkpoint import load_model_weights
+
+        try:
+            load_model_weights(model, args.checkpoint)
+        except (FileNotFoundError, ValueError) as error:
+            raise type(error)(f"--checkpoint: {error}") from error
+        info["checkpoint"] = args.checkpoint
+        log.info("loaded checkpoint %s", args.checkpoint)
+    elif args.epochs > 0:
+        from ..data import make_loader
+        from ..train import fit
+
+        start = time.perf_counter()
+        log.info("training for %d epochs on %s", args.epochs, device)
+        fit(model, make_loader(x_train, y_train, batch_size=64, shuffle=True, seed=args.seed),
+            epochs=args.epochs, lr=args.lr, device=device, seed=args.seed, progress=True)
+        info["training"] = f"{args.epochs} epochs, {time.perf_counter() - start:.1f} s on {device}"
+    accuracy = held_out_accuracy(model, x_eval, y_eval, device)
+    if accuracy is not None:
+        info["held-out accuracy"] = f"{100 * accuracy:.1f} % on {len(y_eval)} samples"
+        log.info("held-out accuracy: %.1f %%", 100 * accuracy)
+
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    start = time.perf_counter()
+    result = analyze(model, x_eval, y_eval, layers=layers, k=args.k, similarity=args.similarity,
+                     normalize=args.normalize, batch_size=args.batch_size, num_batches=args.batches,
+                     seed=args.seed, device=device)
+    log.info("analysed %d layers on %d batches of %d in %.1f s",
+             len(result.layers), args.batches, args.batch_size, time.perf_counter() - start)
+    print(result.format_table())
+    files = result.write_report(args.output, info=info, plots=args.plots)
+    for kind, path in files.items():
+        log.info("wrote %-14s %s", kind, path)
+    return 0
+
+
+def load_data(path: str | None, seed: int, holdout: bool = True):
+    """``(x_train, y_train, x_eval, y_eval, description)``: the digits split by
+    default, else the arrays of the ``.npz`` at ``path``
+    (:func:`~latentgraph.data.load_npz`), of which a seeded 20 % is held out
+    for evaluation with ``holdout=True``, or all evaluated (no training part)."""
+    import torch
+
+    from ..data import load_digits, load_npz
+
+    if path is None:
+        x_train, y_train, x_test, y_test = load_digits()
+        return x_train, y_train, x_test, y_test, "scikit-learn digits (8×8, 10 classes)"
+    x, y = load_npz(path)
+    if not holdout:
+        return None, None, x, y, f"{path} (all {len(y)} samples)"
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+    held = order[: max(1, len(y) // 5)]
+    return x[order[len(held):]], y[order[len(held):]], x[held], y[held], f"{path} (seeded 80/20 split)"
+
+
+def build_model(spec: str | None, x, y):
+    """The model named by ``spec`` (``module:factory`` or ``file.py:factory``,
+    called without arguments), or the default for the data: SmallCNN for
+    ``N×C×H×W`` images, MLP for ``N×D`` vectors."""
+    from torch import nn
+
+    if spec is None:
+        from ..models import MLP, SmallCNN
+
+        classes = int(y.max()) + 1
+        if x.dim() == 4:
+            return SmallCNN(in_channels=x.shape[1], num_classes=classes), f"SmallCNN(in_channels={x.shape[1]})"
+        if x.dim() == 2:
+            return MLP(in_features=x.shape[1], num_classes=classes), f"MLP(in_features={x.shape[1]})"
+        raise ValueError(f"--data: the default models take N×C×H×W images or N×D vectors, got x of shape "
+                         f"{tuple(x.shape)}; reshape it or pass --model")
+    module_name, sep, attr = spec.rpartition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"--model must look like module:factory or path/to/file.py:factory, got {spec!r}")
+    try:
+        if module_name.endswith(".py"):
+            file = Path(module_name)
+            if not file.is_file():
+                raise FileNotFoundError(f"no such file {module_name!r}")
+            module_spec = importlib.util.spec_from_file_location(file.stem, file)
+            module = importlib.util.module_from_spec(module_spec)
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except Exception as error:
+        raise ValueError(f"--model: cannot import {module_name!r} ({type(error).__name__}: {error})") from error
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ValueError(f"--model: {module_name!r} has no callable {attr!r}")
+    model = factory()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"--model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
+    return model, spec
+
+
+def held_out_accuracy(model, x, y, device) -> float | None:
+    """Top-1 accuracy (:func:`latentgraph.train.evaluate`) of ``model`` on
+    ``(x, y)``, or ``None`` when its output is not one score per class."""
+    import torch
+
+    from ..data import make_loader
+    from ..train import evaluate
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        out = model(x[:2].to(device))
+    model.train(was_training)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] <= int(y.max()):
+        return None
+    return evaluate(model, make_loader(x, y, batch_size=512, shuffle=False), device=device)
