@@ -215,3 +215,14 @@ def test_missing_backend_names_the_available_ones():
         pytest.skip("every backend is installed")
     with pytest.raises(ValueError, match="not installed"):
         lg.latent_graph(torch.rand(5, 3), k=2, backend=missing[0])
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+@pytest.mark.parametrize("symmetrize", ["union", "mutual"])
+def test_search_values_equal_the_differentiable_weights(similarity, symmetrize):
+    x = torch.randn(60, 9, generator=torch.Generator().manual_seed(4))
+    fast = lg.latent_graph(x, k=4, similarity=similarity, symmetrize=symmetrize)
+    slow = lg.latent_graph(x.clone().requires_grad_(True), k=4, similarity=similarity, symmetrize=symmetrize)
+    assert torch.equal(fast.edge_index, slow.edge_index)
+    assert torch.allclose(fast.edge_weight, slow.edge_weight.detach(), atol=1e-5)
+    assert slow.edge_weight.requires_grad

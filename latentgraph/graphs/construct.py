@@ -27,11 +27,12 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..validation import check_choice, check_features, check_k, check_labels
-from .knn import knn_indices
+from .knn import knn_indices, torch_knn_search
 from .similarity import (
     pair_similarity,
     pair_squared_distances,
     rbf_bandwidth,
+    rbf_kernel,
     resolve_similarity,
     similarity_matrix,
     squared_distances,
@@ -55,22 +56,49 @@ def _prepare(x: Tensor, y: Tensor | None, k: int | None, similarity: str, edges:
     return xf, y, k, sim
 
 
-def _neighbour_mask(xf: Tensor, k: int | None, sim: str, symmetrize: str, backend: str) -> Tensor:
-    """Boolean B×B adjacency pattern after kNN and symmetrization (no self loops)."""
+def _neighbour_pairs(
+    xf: Tensor, k: int | None, sim: str, symmetrize: str, backend: str, with_values: bool = False
+) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Sorted ``(row, col, value)`` of the graph after kNN and symmetrization (no self loops).
+
+    ``value`` (the similarity, or the squared distance for ``"rbf"``) comes
+    from the exact torch search when ``with_values`` is set, without autograd;
+    it is ``None`` otherwise. Each undirected pair takes the larger of its two
+    directed values, so both directions carry the same number.
+    """
     num = xf.shape[0]
-    eye = torch.eye(num, dtype=torch.bool, device=xf.device)
     if k is None:
-        return ~eye
-    idx = knn_indices(xf, k, sim, backend)
-    chosen = torch.zeros(num, num, dtype=torch.bool, device=xf.device)
-    chosen[torch.arange(num, device=xf.device).repeat_interleave(k), idx.flatten()] = True
-    return chosen | chosen.T if symmetrize == "union" else chosen & chosen.T
+        row, col = (~torch.eye(num, dtype=torch.bool, device=xf.device)).nonzero().T
+        return row, col, None
+    if with_values and backend == "torch":
+        idx, value = torch_knn_search(xf, k, sim)
+        value = value.flatten()
+    else:
+        idx, value = knn_indices(xf, k, sim, backend), None
+    row = torch.arange(num, device=xf.device).repeat_interleave(k)
+    col = idx.flatten()
+    pair, inverse = torch.unique(torch.minimum(row, col) * num + torch.maximum(row, col), return_inverse=True)
+    if symmetrize == "mutual":
+        both = torch.bincount(inverse, minlength=pair.numel()) == 2
+    if value is not None:
+        reduce = "amax" if sim != "rbf" else "amin"
+        value = torch.full_like(pair, 0, dtype=value.dtype).scatter_reduce(0, inverse, value, reduce, include_self=False)
+    if symmetrize == "mutual":
+        pair, value = pair[both], (value[both] if value is not None else None)
+    lo, hi = pair // num, pair % num
+    keys = torch.cat([lo * num + hi, hi * num + lo])
+    order = keys.argsort()
+    keys = keys[order]
+    if value is not None:
+        value = torch.cat([value, value])[order]
+    return keys // num, keys % num, value
 
 
-def _class_mask(y: Tensor | None, edges: str) -> Tensor | None:
+def _class_keep(y_a: Tensor | None, y_b: Tensor | None, edges: str) -> Tensor | None:
+    """Which pairs with labels ``y_a``, ``y_b`` (broadcastable) the edge set keeps; None keeps all."""
     if edges == "all":
         return None
-    differ = y[:, None] != y[None, :]
+    differ = y_a != y_b
     return differ if edges == "inter_class" else ~differ
 
 
@@ -103,10 +131,12 @@ def dense_adjacency(
         [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
-    mask = _neighbour_mask(xf, k, sim, symmetrize, backend)
+    row, col, _ = _neighbour_pairs(xf, k, sim, symmetrize, backend)
+    mask = torch.zeros(xf.shape[0], xf.shape[0], dtype=torch.bool, device=xf.device)
+    mask[row, col] = True
     if sim == "rbf" and sigma is None:
         sigma = rbf_bandwidth(squared_distances(xf.detach())[mask])
-    classes = _class_mask(y, edges)
+    classes = _class_keep(y[:, None], y[None, :], edges) if y is not None else None
     if classes is not None:
         mask = mask & classes
     adj = torch.where(mask, similarity_matrix(xf, sim, sigma).clamp_min(0.0), torch.zeros((), dtype=xf.dtype, device=xf.device))
@@ -119,15 +149,17 @@ def dense_adjacency(
 def _single_graph(x, y, k, similarity, normalize, edges, symmetrize, backend, sigma) -> Data:
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
     num = xf.shape[0]
-    mask = _neighbour_mask(xf, k, sim, symmetrize, backend)
-    row, col = mask.nonzero().T
+    # without autograd, the exact search's own values serve as weights (no second pass)
+    searched = not (torch.is_grad_enabled() and xf.requires_grad)
+    row, col, raw = _neighbour_pairs(xf, k, sim, symmetrize, backend, with_values=searched)
+    if raw is None:  # similarity, or squared distance for rbf
+        raw = pair_squared_distances(xf, row, col) if sim == "rbf" else pair_similarity(xf, row, col, sim)
     if sim == "rbf" and sigma is None:
-        sigma = rbf_bandwidth(pair_squared_distances(xf.detach(), row, col))
-    classes = _class_mask(y, edges)
-    if classes is not None:
-        keep = classes[row, col]
-        row, col = row[keep], col[keep]
-    weight = pair_similarity(xf, row, col, sim, sigma).clamp_min(0.0)
+        sigma = rbf_bandwidth(raw)
+    keep = _class_keep(y[row], y[col], edges) if y is not None else None
+    if keep is not None:
+        row, col, raw = row[keep], col[keep], raw[keep]
+    weight = (rbf_kernel(raw, sigma) if sim == "rbf" else raw).clamp_min(0.0)
     if normalize:
         dinv = _inv_sqrt(torch.zeros(num, dtype=weight.dtype, device=weight.device).index_add(0, row, weight))
         weight = weight * (dinv[row] * dinv[col])

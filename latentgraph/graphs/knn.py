@@ -40,24 +40,36 @@ def _scores(e: Tensor, rows: slice, similarity: str) -> Tensor:
     return block
 
 
-def _torch_knn(x: Tensor, k: int, similarity: str) -> Tensor:
+def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor]:
+    """Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
+    value is the pair's similarity, or its squared Euclidean distance for ``"rbf"``."""
     e = neighbour_embedding(x, similarity)
     num = e.shape[0]
     step = max(1, _BLOCK // num)
-    out = []
+    found, values = [], []
     for start in range(0, num, step):
         stop = min(num, start + step)
         s = _scores(e, slice(start, stop), similarity)
         local = torch.arange(stop - start, device=e.device)
         s[local, local + start] = float("-inf")
-        vals, idx = s.topk(k, dim=1)
-        tied = (s >= vals[:, -1:]).sum(dim=1) > k
+        # one extra candidate tells whether the k-th place is tied with the next one
+        # (k ≤ B − 1, so the extra candidate exists: at worst the −inf self entry)
+        vals, idx = s.topk(k + 1, dim=1)
+        tied = vals[:, k - 1] == vals[:, k]
+        vals, idx = vals[:, :k], idx[:, :k]
         if bool(tied.any()):
             rows = tied.nonzero().flatten()
-            order = torch.sort(s[rows], dim=1, descending=True, stable=True).indices
-            idx[rows] = order[:, :k]
-        out.append(idx)
-    return torch.cat(out)
+            idx[rows] = torch.sort(s[rows], dim=1, descending=True, stable=True).indices[:, :k]
+            vals[rows] = s[rows].gather(1, idx[rows])
+        if similarity == "rbf":  # score = ‖e_i‖² − ‖e_i − e_j‖²
+            vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
+        found.append(idx)
+        values.append(vals)
+    return torch.cat(found), torch.cat(values)
+
+
+def _torch_knn(x: Tensor, k: int, similarity: str) -> Tensor:
+    return torch_knn_search(x, k, similarity)[0]
 
 
 def _faiss_knn(x: Tensor, k: int, similarity: str) -> Tensor:

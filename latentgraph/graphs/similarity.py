@@ -40,7 +40,7 @@ def resolve_similarity(x: Tensor, similarity: str) -> str:
     """
     check_choice(similarity, "similarity", SIMILARITIES)
     if similarity == "auto":
-        return "cosine" if bool((x >= 0).all()) else "rbf"
+        return "cosine" if bool(x.min() >= 0) else "rbf"
     return similarity
 
 
@@ -71,6 +71,11 @@ def rbf_bandwidth(sq_dist: Tensor) -> Tensor:
     return torch.where(sigma > 0, sigma, torch.ones_like(sigma))
 
 
+def rbf_kernel(sq_dist: Tensor, sigma: float | Tensor) -> Tensor:
+    r"""Gaussian kernel :math:`\exp(-d^2 / (2\sigma^2))` of squared distances."""
+    return torch.exp(-sq_dist / (2.0 * torch.as_tensor(sigma, dtype=sq_dist.dtype, device=sq_dist.device) ** 2))
+
+
 def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tensor | None = None) -> Tensor:
     r"""Dense similarity matrix of a flattened batch ``x`` (:math:`B \times D`).
 
@@ -97,7 +102,7 @@ def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tens
     if sigma is None:
         off = ~torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
         sigma = rbf_bandwidth(d2[off])
-    return torch.exp(-d2 / (2.0 * torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2))
+    return rbf_kernel(d2, sigma)
 
 
 def _chunked_pairs(x: Tensor, row: Tensor, col: Tensor, op) -> Tensor:
@@ -124,9 +129,7 @@ def pair_similarity(
         u = _unit_rows(x, centre=similarity == "pearson")
         return _chunked_pairs(u, row, col, lambda a, b: (a * b).sum(dim=1))
     d2 = pair_squared_distances(x, row, col)
-    if sigma is None:
-        sigma = rbf_bandwidth(d2)
-    return torch.exp(-d2 / (2.0 * torch.as_tensor(sigma, dtype=x.dtype, device=x.device) ** 2))
+    return rbf_kernel(d2, rbf_bandwidth(d2) if sigma is None else sigma)
 
 
 def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
