@@ -90,6 +90,20 @@ def test_duplicate_points_give_finite_gradient():
     assert torch.equal(distances.diagonal(), torch.zeros(40))
 
 
+def test_distances_match_direct_differences_in_float32():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(60, 784, generator=g) + 3.0
+    x[5] = x[4] + 1e-4  # a near-duplicate: true distance 1e-4 · √784 = 2.8e-3
+    expected = (x.double()[:, None] - x.double()[None]).pow(2).sum(-1).sqrt()
+    got = pairwise_euclidean(x)
+    assert torch.allclose(got.double(), expected, rtol=1e-4, atol=1e-5)
+    assert got[4, 5].item() == pytest.approx(2.8e-3, rel=1e-2)
+    x.requires_grad_(True)
+    (grad,) = torch.autograd.grad(pairwise_euclidean(x)[4, 5], x)
+    # ∂‖x_4 − x_5‖/∂x_4 is the unit vector (x_4 − x_5)/‖x_4 − x_5‖
+    assert grad[4].norm().item() == pytest.approx(1.0, rel=1e-2)
+
+
 def test_zero_distance_gradient_is_zero_subgradient():
     # two identical feature vectors in one class: d_Φ = 0, d_M = 5. The gradient of
     # (0 − 5)² w.r.t. the features goes through ‖φ_0 − φ_1‖ at 0, whose subgradient is 0.
