@@ -1,0 +1,286 @@
+"""Paper-scale CIFAR networks with named stages: WideResNet, ResNet-18,
+PreAct-ResNet-18 and VGG with BatchNorm.
+
+Every network is ``stem`` → ``block1`` … ``blockN`` (one per resolution) →
+``pool`` (global average, flattened) → ``head`` (linear), plus ``norm``
+(BatchNorm → ReLU before pooling) for the pre-activation networks, so layers
+can be picked by name with :func:`latentgraph.capture` in the same way for all
+of them (``"block3"`` is the last stage of a WideResNet, ``"block4"`` of a
+ResNet-18). :func:`build_model` builds one from a name in :data:`CIFAR_MODELS`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return value
+
+
+def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+
+
+def _pool() -> nn.Sequential:
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+class WideBasicBlock(nn.Module):
+    """Pre-activation wide residual block: BN-ReLU-conv3×3-BN-ReLU-(dropout)-conv3×3,
+    with a 1×1 convolution on the (activated) input when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), _conv3x3(cin, cout, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), _conv3x3(cout, cout)
+        self.dropout = dropout
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if cin != cout or stride != 1 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = F.relu(self.bn1(x))
+        out = F.relu(self.bn2(self.conv1(a)))
+        if self.dropout > 0:
+            out = F.dropout(out, p=self.dropout, training=self.training)
+        out = self.conv2(out)
+        return out + (x if self.shortcut is None else self.shortcut(a))
+
+
+class WideResNet(nn.Module):
+    r"""WideResNet-:math:`d`-:math:`k` (Zagoruyko & Komodakis, 2016) for 32×32 images.
+
+    ``stem`` (3×3 conv, 16 channels) → ``block1``/``block2``/``block3``, each
+    :math:`n = (d-4)/6` :class:`WideBasicBlock` of
+    :math:`\mathrm{round}(16k), \mathrm{round}(32k), \mathrm{round}(64k)`
+    channels at strides 1, 2, 2 → ``norm`` (BN-ReLU) → ``pool`` → ``head``.
+    Fractional widths give thinner students: WRN-28-1 has ≈0.37M parameters,
+    WRN-28-0.5 ≈0.10M.
+
+    Args:
+        depth (int): :math:`d`, with :math:`d - 4` divisible by 6. (default: :obj:`28`)
+        width (float): widening factor :math:`k > 0`. (default: :obj:`1.0`)
+        num_classes (int): outputs. (default: :obj:`10`)
+        dropout (float): dropout inside each block. (default: :obj:`0.0`)
+        in_channels (int): input channels. (default: :obj:`3`)
+
+    Example:
+        >>> model = WideResNet(depth=28, width=1)
+        >>> model(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+        >>> sum(p.numel() for p in model.parameters())
+        369498
+    """
+
+    def __init__(self, depth: int = 28, width: float = 1.0, num_classes: int = 10, dropout: float = 0.0,
+                 in_channels: int = 3) -> None:
+        super().__init__()
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+            raise ValueError(f"`depth` must be an int ≥ 10 with depth - 4 divisible by 6 (e.g. 16, 28, 40), got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+            raise ValueError(f"`width` must be a positive number, got {width!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}")
+        _positive_int(num_classes, "num_classes")
+        _positive_int(in_channels, "in_channels")
+        channels = [16] + [max(1, round(c * width)) for c in (16, 32, 64)]
+        n = (depth - 4) // 6
+        self.stem = _conv3x3(in_channels, channels[0])
+        for i, stride in enumerate((1, 2, 2), start=1):
+            blocks = [WideBasicBlock(channels[i - 1] if j == 0 else channels[i], channels[i],
+                                     stride if j == 0 else 1, dropout) for j in range(n)]
+            self.add_module(f"block{i}", nn.Sequential(*blocks))
+        self.norm = nn.Sequential(nn.BatchNorm2d(channels[3]), nn.ReLU())
+        self.pool = _pool()
+        self.head = nn.Linear(channels[3], num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.block3(self.block2(self.block1(self.stem(x))))
+        return self.head(self.pool(self.norm(x)))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: conv3×3-BN-ReLU-conv3×3-BN plus shortcut, then ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = _conv3x3(cin, cout, stride), nn.BatchNorm2d(cout)
+        self.conv2, self.bn2 = _conv3x3(cout, cout), nn.BatchNorm2d(cout)
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm2d(cout)) \
+            if cin != cout or stride != 1 else nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(out + self.shortcut(x))
+
+
+class PreActBlock(nn.Module):
+    """Pre-activation basic block (He et al., 2016): BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus shortcut."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.bn1, self.conv1 = nn.BatchNorm2d(cin), _conv3x3(cin, cout, stride)
+        self.bn2, self.conv2 = nn.BatchNorm2d(cout), _conv3x3(cout, cout)
+        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if cin != cout or stride != 1 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = F.relu(self.bn1(x))
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
+        return out + (x if self.shortcut is None else self.shortcut(a))
+
+
+class _ResNet(nn.Module):
+    """Four stages of two blocks each, CIFAR stem (3×3 conv, no max-pooling)."""
+
+    def __init__(self, block: Callable[[int, int, int], nn.Module], preact: bool, num_classes: int,
+                 width: int, in_channels: int) -> None:
+        super().__init__()
+        _positive_int(num_classes, "num_classes")
+        _positive_int(width, "width")
+        _positive_int(in_channels, "in_channels")
+        channels = [width, 2 * width, 4 * width, 8 * width]
+        self.stem = _conv3x3(in_channels, width) if preact else \
+            nn.Sequential(_conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU())
+        cin = width
+        for i, (cout, stride) in enumerate(zip(channels, (1, 2, 2, 2)), start=1):
+            self.add_module(f"block{i}", nn.Sequential(block(cin, cout, stride), block(cout, cout, 1)))
+            cin = cout
+        self.norm = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU()) if preact else nn.Identity()
+        self.pool = _pool()
+        self.head = nn.Linear(cin, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.block4(self.block3(self.block2(self.block1(self.stem(x)))))
+        return self.head(self.pool(self.norm(x)))
+
+
+class ResNet18(_ResNet):
+    r"""ResNet-18 for 32×32 images (3×3 stem, no max-pooling): ``stem`` →
+    ``block1`` … ``block4`` (64, 128, 256, 512 channels × ``width``/64) →
+    ``pool`` → ``head``; 11.2M parameters at the default width.
+
+    Args:
+        num_classes (int): outputs. (default: :obj:`10`)
+        width (int): channels of the first stage. (default: :obj:`64`)
+        in_channels (int): input channels. (default: :obj:`3`)
+
+    Example:
+        >>> ResNet18(width=8)(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3) -> None:
+        super().__init__(BasicBlock, False, num_classes, width, in_channels)
+
+
+class PreActResNet18(_ResNet):
+    r"""Pre-activation ResNet-18 for 32×32 images: ``stem`` (3×3 conv) →
+    ``block1`` … ``block4`` of :class:`PreActBlock` → ``norm`` (BN-ReLU) →
+    ``pool`` → ``head``; 11.2M parameters at the default width.
+
+    Args:
+        num_classes (int): outputs. (default: :obj:`10`)
+        width (int): channels of the first stage. (default: :obj:`64`)
+        in_channels (int): input channels. (default: :obj:`3`)
+
+    Example:
+        >>> PreActResNet18(width=8)(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3) -> None:
+        super().__init__(PreActBlock, True, num_classes, width, in_channels)
+
+
+#: Convolution widths per stage of the VGG variants (each stage ends with 2×2 max-pooling).
+VGG_STAGES: Dict[int, List[List[int]]] = {
+    11: [[64], [128], [256, 256], [512, 512], [512, 512]],
+    13: [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
+    16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
+    19: [[64, 64], [128, 128], [256, 256, 256, 256], [512, 512, 512, 512], [512, 512, 512, 512]],
+}
+
+
+class VGG(nn.Module):
+    r"""VGG with BatchNorm for 32×32 images (Simonyan & Zisserman, 2015).
+
+    ``block1`` … ``block5``: conv3×3-BN-ReLU layers (see :data:`VGG_STAGES`)
+    followed by 2×2 max-pooling, then ``pool`` → ``head`` (linear from the
+    last stage's channels); VGG-16 has 14.7M parameters. There is no
+    ``stem``: the first stage takes the image.
+
+    Args:
+        depth (int): 11, 13, 16 or 19. (default: :obj:`16`)
+        num_classes (int): outputs. (default: :obj:`10`)
+        width (float): multiplies every stage's channels. (default: :obj:`1.0`)
+        in_channels (int): input channels. (default: :obj:`3`)
+
+    Example:
+        >>> VGG(depth=11, width=0.125)(torch.rand(2, 3, 32, 32)).shape
+        torch.Size([2, 10])
+    """
+
+    def __init__(self, depth: int = 16, num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> None:
+        super().__init__()
+        if depth not in VGG_STAGES:
+            raise ValueError(f"`depth` must be one of {sorted(VGG_STAGES)}, got {depth!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+            raise ValueError(f"`width` must be a positive number, got {width!r}")
+        _positive_int(num_classes, "num_classes")
+        cin = _positive_int(in_channels, "in_channels")
+        for i, stage in enumerate(VGG_STAGES[depth], start=1):
+            layers: List[nn.Module] = []
+            for c in stage:
+                cout = max(1, round(c * width))
+                layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+                cin = cout
+            self.add_module(f"block{i}", nn.Sequential(*layers, nn.MaxPool2d(2)))
+        self.pool = _pool()
+        self.head = nn.Linear(cin, num_classes)
+        _init_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for i in range(1, 6):
+            x = getattr(self, f"block{i}")(x)
+        return self.head(self.pool(x))
+
+
+def _init_weights(model: nn.Module) -> None:
+    """He-normal convolutions, unit BatchNorm, zero biases (the usual CIFAR setup)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            nn.init.zeros_(module.bias)
+
+
+#: Name → constructor, for configs: ``build_model("wrn", depth=28, width=0.5)``.
+CIFAR_MODELS: Dict[str, Callable[..., nn.Module]] = {
+    "wrn": WideResNet,
+    "resnet18": ResNet18,
+    "preact_resnet18": PreActResNet18,
+    "vgg": VGG,
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build the CIFAR network registered as ``name`` in :data:`CIFAR_MODELS`.
+
+    Example:
+        >>> type(build_model("wrn", depth=16, width=0.5)).__name__
+        'WideResNet'
+    """
+    if name not in CIFAR_MODELS:
+        raise ValueError(f"unknown CIFAR model {name!r}; available: {', '.join(sorted(CIFAR_MODELS))}")
+    try:
+        return CIFAR_MODELS[name](**kwargs)
+    except TypeError as error:
+        raise TypeError(f"bad arguments for model {name!r}: {error}") from None
