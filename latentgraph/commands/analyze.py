@@ -71,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint)
     model, model_name = build_model(args.model, x_eval, y_eval)
     model.to(device)
-    log.info("data: %s — %d training and %d held-out samples of shape %s",
-             data_name, len(y_train) if x_train is not None else 0, len(y_eval), tuple(x_eval.shape[1:]))
+    log.info("data: %s — %s%d samples to analyse, of shape %s", data_name,
+             f"{len(y_train)} to train on, " if y_train is not None else "", len(y_eval), tuple(x_eval.shape[1:]))
     log.info("model: %s (%d parameters)", model_name, sum(p.numel() for p in model.parameters()))
 
     info: dict[str, object] = {"command": f"`{getattr(args, 'command_line', 'latentgraph analyze')}`",
