@@ -105,6 +105,9 @@ class DistillationObjective(nn.Module):
     parts (EGA's projection heads), which must be given to the optimizer
     along with the student's parameters.
 
+    :meth:`metrics` reports the teacher–student decision agreement, which the
+    :class:`~latentgraph.train.Trainer` logs as ``eval/agreement``.
+
     Methods (``losses`` keys) and their default :math:`\lambda` (the
     authors' settings): ``"kd"`` (:class:`~latentgraph.losses.KDLoss`, 1),
     ``"gkd"`` (:class:`~latentgraph.losses.GKDLoss`, 25), ``"rkd"``
