@@ -270,3 +270,35 @@ def test_objectives_train_with_the_trainer():
         trainer = Trainer(model, objective, lambda p: torch.optim.SGD(p, lr=0.01), progress=False)
         history = trainer.fit(loader, epochs=1)
         assert all(torch.isfinite(torch.tensor(v)) for k, v in history[0].items() if k.startswith("train/"))
+
+
+def test_laplacian_objective_apply_relu_matches_relu_modules():
+    class Functional(nn.Module):  # F.relu in forward: ReLUs are not modules
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2, self.head = nn.Linear(4, 6), nn.Linear(6, 5), nn.Linear(5, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+    torch.manual_seed(0)
+    functional = Functional()
+    modules = nn.Sequential(functional.fc1, nn.ReLU(), functional.fc2, nn.ReLU(), functional.head)
+    x, y = torch.rand(9, 4), torch.arange(9) % 3
+    a = LaplacianSmoothnessObjective(layers=["fc1", "fc2"], apply_relu=True)(functional, (x, y))
+    b = LaplacianSmoothnessObjective()(modules, (x, y))
+    assert torch.allclose(a["smoothness"], b["smoothness"]) and torch.allclose(a["ce"], b["ce"])
+
+
+def test_robustness_configs_build():
+    from pathlib import Path
+
+    from latentgraph.train.build import build_model, build_objective
+    from latentgraph.train.config import load_config
+
+    paths = sorted(Path(__file__).resolve().parents[1].glob("configs/robustness/*.yaml"))
+    assert len(paths) >= 4
+    for path in paths:
+        config = load_config(path)
+        objective = build_objective(config.method, build_model(config.model), None, torch.rand(2, 3, 32, 32))
+        assert callable(objective)

@@ -112,6 +112,10 @@ class LaplacianSmoothnessObjective:
             forward order; by default every ``nn.ReLU`` of the model
             (:func:`~latentgraph.losses.smoothness.relu_layer_names`), each
             call of a reused module counting as a layer. (default: :obj:`None`)
+        apply_relu (bool): apply ReLU to every captured output. For networks
+            that call ``F.relu`` in ``forward`` (the CIFAR ResNets), capture the
+            BatchNorm modules that feed each ReLU and set this, which gives
+            exactly the ReLU outputs. (default: :obj:`False`)
 
     Example:
         >>> import torch
@@ -123,21 +127,24 @@ class LaplacianSmoothnessObjective:
     """
 
     def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
-                 layers: Optional[Sequence[str]] = None) -> None:
+                 layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
         self.gamma = _check_weight(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
         self.layers = None if layers is None else list(layers)
+        self.apply_relu = bool(apply_relu)
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
         names = self.layers if self.layers is not None else relu_layer_names(model)
         with capture(model, names) as acts:
             logits = model(x)
-        reg = self.loss(list(acts.values()), y)
+        outputs = [F.relu(a) for a in acts.values()] if self.apply_relu else list(acts.values())
+        reg = self.loss(outputs, y)
         return {"ce": F.cross_entropy(logits, y), "smoothness": self.gamma ** self.loss.power * reg}
 
     def __repr__(self) -> str:
-        return f"LaplacianSmoothnessObjective(gamma={self.gamma}, {self.loss.extra_repr()}, layers={self.layers})"
+        return (f"LaplacianSmoothnessObjective(gamma={self.gamma}, {self.loss.extra_repr()}, layers={self.layers}, "
+                f"apply_relu={self.apply_relu})")
 
 
 @register_objective("parseval")
