@@ -60,6 +60,15 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
     return path
 
 
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
 def load_file(path: PathLike, map_location: Any = None) -> Any:
     """Load a file written by :func:`torch.save` with ``weights_only=True``.
 

@@ -337,7 +337,7 @@ class Trainer:
         writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.history)
-        _write_text_atomic(self.log_dir / "metrics.csv", text.getvalue())
+        ckpt.write_text_atomic(self.log_dir / "metrics.csv", text.getvalue())
         if self._tensorboard is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -512,8 +512,3 @@ def _check_terms(terms: Any, objective: Any) -> None:
         if not isinstance(key, str) or not isinstance(value, Tensor) or value.numel() != 1:
             raise TypeError(f"objective {name} returned term {key!r} that is not a scalar tensor")
 
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

@@ -1,0 +1,103 @@
+"""Turn a :class:`~latentgraph.train.config.TrainConfig` into data loaders,
+networks, an objective, an optimizer and a schedule."""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..models import MLP, SmallCNN
+from ..models.cifar import CIFAR_MODELS
+from .config import DataConfig, MethodConfig, ModelConfig, OptimConfig, ScheduleConfig
+from .objectives import get_objective
+
+#: Model name → constructor, for ``model.name`` and ``teacher.name``.
+MODELS: Dict[str, Callable[..., nn.Module]] = {"small_cnn": SmallCNN, "mlp": MLP, **CIFAR_MODELS}
+
+
+def build_model(config: ModelConfig, source: str = "<config>", key: str = "model") -> nn.Module:
+    """Instantiate ``MODELS[config.name](**config.kwargs)``."""
+    if config.name not in MODELS:
+        raise ValueError(f"{source}: {key}.name must be one of {', '.join(sorted(MODELS))}; got {config.name!r}")
+    try:
+        return MODELS[config.name](**config.kwargs)
+    except TypeError as error:
+        raise ValueError(f"{source}: bad {key}.kwargs for {config.name!r}: {error}") from None
+
+
+def build_loaders(config: DataConfig, seed: int) -> Tuple[DataLoader, DataLoader]:
+    """Training loader (shuffled with ``seed``) and test loader for ``config``."""
+    from ..data import load_digits, load_mnist5k, per_class_subset
+
+    if config.name in ("digits", "mnist5k"):
+        split = (load_digits if config.name == "digits" else load_mnist5k)(seed=config.split_seed)
+        x, y = split.x_train, split.y_train
+        if config.per_class is not None:
+            x, y = per_class_subset(x, y, config.per_class, seed=config.split_seed)
+        train, test = TensorDataset(x, y), TensorDataset(split.x_test, split.y_test)
+    else:
+        from ..data.cifar import NORMALIZATION, CIFARDataset, load_cifar
+
+        x, y = load_cifar(config.root, config.name, train=True)
+        if config.per_class is not None:  # select indices with the shared per-class rule
+            index, _ = per_class_subset(torch.arange(len(y), dtype=torch.float32)[:, None], y, config.per_class,
+                                        seed=config.split_seed)
+            keep = index[:, 0].long()
+            x, y = x[keep], y[keep]
+        mean, std = NORMALIZATION[config.name]
+        x_test, y_test = load_cifar(config.root, config.name, train=False)
+        train = CIFARDataset(x, y, augment=config.augment, mean=mean, std=std)
+        test = CIFARDataset(x_test, y_test, augment=False, mean=mean, std=std)
+    common = {"num_workers": config.num_workers, "pin_memory": torch.cuda.is_available()}
+    train_loader = DataLoader(train, batch_size=config.batch_size, shuffle=True,
+                              generator=torch.Generator().manual_seed(seed), **common)
+    test_loader = DataLoader(test, batch_size=config.eval_batch_size, shuffle=False, **common)
+    return train_loader, test_loader
+
+
+def build_objective(config: MethodConfig, model: nn.Module, teacher: Optional[nn.Module], example_input: torch.Tensor,
+                    source: str = "<config>") -> Any:
+    """Instantiate the registered objective ``config.name`` with ``config.kwargs``.
+
+    Constructor parameters named ``teacher``, ``student`` and
+    ``example_input`` are filled in with the teacher network, the trained
+    model and a small batch of training inputs when the objective takes them
+    and the config does not set them.
+    """
+    cls = get_objective(config.name)
+    kwargs = dict(config.kwargs)
+    accepted = inspect.signature(cls).parameters
+    if "teacher" in accepted:
+        if teacher is None:
+            raise ValueError(f"{source}: method {config.name!r} needs a teacher: add a `teacher:` section")
+        kwargs["teacher"] = teacher
+    elif teacher is not None:
+        raise ValueError(f"{source}: method {config.name!r} takes no teacher; remove the `teacher:` section")
+    for name, value in (("student", model), ("example_input", example_input)):
+        if name in accepted and name not in kwargs:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"{source}: bad method.kwargs for {config.name!r}: {error}") from None
+
+
+def build_optimizer(config: OptimConfig) -> Callable[[list], torch.optim.Optimizer]:
+    """A factory ``params -> Optimizer`` (the trainer adds the objective's parameters)."""
+    if config.name == "sgd":
+        return lambda params: torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                              weight_decay=config.weight_decay, nesterov=config.nesterov)
+    return lambda params: torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def build_scheduler(config: ScheduleConfig, epochs: int) -> Optional[Callable[[torch.optim.Optimizer], Any]]:
+    """A factory ``optimizer -> scheduler`` stepped once per epoch, or ``None``."""
+    if config.name == "multistep":
+        return lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=config.milestones, gamma=config.gamma)
+    if config.name == "cosine":
+        return lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    return None
+

@@ -1,0 +1,87 @@
+"""Run a whole training recipe from a :class:`~latentgraph.train.config.TrainConfig`."""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+import yaml
+from torch import nn
+
+from . import checkpoint as ckpt
+from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
+from .config import MethodConfig, ModelConfig, TrainConfig
+from .distributed import get_world_size, is_main_process
+from .trainer import Trainer
+
+log = logging.getLogger("latentgraph.train")
+
+#: Final weights of a run (a bare ``state_dict``), inside the output folder.
+MODEL_FILE = "model.pt"
+
+
+def teacher_recipe(config: TrainConfig) -> TrainConfig:
+    """The run that trains the configured teacher first: the same data,
+    optimizer, schedule, epochs and seed, cross-entropy only, written to
+    ``<output>/teacher``."""
+    if config.teacher is None:
+        raise ValueError("the config has no teacher section")
+    return dataclasses.replace(
+        config, model=ModelConfig(config.teacher.name, dict(config.teacher.kwargs)), teacher=None,
+        method=MethodConfig("classification"), output=os.path.join(config.output, "teacher"),
+    )
+
+
+def run_config(config: TrainConfig, resume: bool = False, source: str = "<config>",
+               progress: bool = True) -> Dict[str, Any]:
+    """Train what ``config`` describes; return ``{"history", "model", "output"}``.
+
+    Writes into ``config.output``: ``config.yaml`` (the parsed config),
+    ``checkpoints/last.pt``, ``metrics.csv`` and ``model.pt`` (final
+    weights). A ``teacher`` section without ``checkpoint`` first runs
+    :func:`teacher_recipe` into ``<output>/teacher`` (reused when its
+    ``model.pt`` exists; resumed with ``resume=True``).
+
+    Args:
+        resume (bool): continue from ``<output>/checkpoints/last.pt``.
+    """
+    output = Path(config.output)
+    teacher: Optional[nn.Module] = None
+    if config.teacher is not None:
+        teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
+        path = config.teacher.checkpoint
+        if path is None:
+            path = output / "teacher" / MODEL_FILE
+            if not path.is_file():
+                log.info("no teacher checkpoint given: training the teacher first into %s", path.parent)
+                recipe = teacher_recipe(config)
+                run_config(recipe, resume=resume and (Path(recipe.output) / "checkpoints" / ckpt.LAST).is_file(),
+                           source=source, progress=progress)
+        ckpt.load_model_weights(teacher, path)
+        log.info("teacher %s loaded from %s", config.teacher.name, path)
+
+    device = torch.device(config.device) if config.device else (
+        None if get_world_size() > 1 else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    train_loader, test_loader = build_loaders(config.data, config.seed)
+    torch.manual_seed(config.seed)  # the model's initial weights
+    model = build_model(config.model, source)
+    example = next(iter(train_loader))[0][:8]
+    objective = build_objective(config.method, model, teacher, example, source)
+    trainer = Trainer(
+        model, objective, build_optimizer(config.optim), scheduler=build_scheduler(config.schedule, config.epochs),
+        weights=config.method.weights, device=device, checkpoint_dir=output / "checkpoints",
+        checkpoint_every=config.checkpoint_every, log_dir=output, seed=config.seed, progress=progress,
+    )
+    if is_main_process():
+        output.mkdir(parents=True, exist_ok=True)
+        ckpt.write_text_atomic(output / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        log.info("training %s (%d parameters) with %r for %d epochs on %s, output %s", config.model.name,
+                 sum(p.numel() for p in model.parameters()), config.method.name, config.epochs, trainer.device, output)
+    history = trainer.fit(train_loader, config.epochs, eval_loader=test_loader,
+                          resume=(output / "checkpoints") if resume else None)
+    if is_main_process():
+        ckpt.save_atomic(model.state_dict(), output / MODEL_FILE)
+    return {"history": history, "model": model, "output": output}
