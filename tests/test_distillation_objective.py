@@ -1,6 +1,7 @@
 """The "distill" objective: frozen teacher, CE + Σ λ_i L_i, layer pairs by name, gathering."""
 import os
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,6 +16,8 @@ from latentgraph.losses.ega import EGALoss
 from latentgraph.losses.gkd import GKDLoss
 from latentgraph.models import SmallCNN
 from latentgraph.train import Trainer
+from latentgraph.train.build import build_model, build_objective
+from latentgraph.train.config import ModelConfig, load_config
 from latentgraph.train.objectives.distillation import DistillationObjective, teacher_agreement
 from latentgraph.train.objectives.registry import get_objective
 
@@ -241,3 +244,30 @@ def test_gathered_gkd_equals_one_process_on_the_whole_batch():
         assert torch.allclose(out[rank, "nograd"][1], grad_through(slice(4 * rank, 4 * rank + 4))[1], atol=1e-6)
     # "grad": the trainer's average over ranks equals one process on the whole batch
     assert torch.allclose((out[0, "grad"][1] + out[1, "grad"][1]) / 2, full_grad, atol=1e-6)
+
+
+# ------------------------------------------------------------------ configs/distill
+CONFIGS = sorted((Path(__file__).parents[1] / "configs" / "distill").glob("*.yaml"))
+EXPECTED = {"kd": ("kd", None), "rkd": ("rkd", None), "gkd": ("gkd", "all"), "gkd_inter": ("gkd", "inter_class"),
+            "ega": ("ega", None)}
+
+
+def test_one_config_per_method():
+    assert {p.stem for p in CONFIGS} == set(EXPECTED) | {"student"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_distill_configs_build_their_objective(path):
+    config = load_config(path)
+    model = build_model(config.model)
+    if path.stem == "student":
+        assert config.teacher is None and config.method.name == "classification"
+        return
+    teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs))
+    objective = build_objective(config.method, model, teacher, torch.rand(2, 1, 28, 28), str(path))
+    method, edges = EXPECTED[path.stem]
+    assert list(objective.criteria) == [method]
+    if edges is not None:
+        assert objective.criteria[method].edges == edges
+    terms = objective(model, (torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])))
+    assert set(terms) == {"ce", method} and all(torch.isfinite(v) for v in terms.values())
