@@ -2,6 +2,7 @@
 from .capture import Activations, capture, layer_names
 from .graphs import (
     LatentGraph,
+    adjacency_mask,
     available_backends,
     dense_adjacency,
     knn_indices,
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Activations",
     "LatentGraph",
+    "adjacency_mask",
     "available_backends",
     "capture",
     "dense_adjacency",

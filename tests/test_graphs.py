@@ -226,3 +226,11 @@ def test_search_values_equal_the_differentiable_weights(similarity, symmetrize):
     assert torch.equal(fast.edge_index, slow.edge_index)
     assert torch.allclose(fast.edge_weight, slow.edge_weight.detach(), atol=1e-5)
     assert slow.edge_weight.requires_grad
+
+
+def test_adjacency_mask_is_the_pattern_of_the_dense_adjacency():
+    x, y = torch.rand(20, 5), torch.arange(20) % 3
+    for edges in ("all", "inter_class", "intra_class"):
+        mask = lg.adjacency_mask(x, k=4, y=y, edges=edges)
+        dense = lg.dense_adjacency(x, k=4, y=y, edges=edges)
+        assert mask.dtype == torch.bool and torch.equal(mask, dense > 0)

@@ -1,11 +1,12 @@
 """Latent geometry graphs: similarity, kNN backends, graph construction and the PyG transform."""
-from .construct import dense_adjacency, latent_graph
+from .construct import adjacency_mask, dense_adjacency, latent_graph
 from .knn import available_backends, knn_indices
 from .similarity import pair_similarity, resolve_similarity, similarity_matrix
 from .transforms import LatentGraph
 
 __all__ = [
     "LatentGraph",
+    "adjacency_mask",
     "available_backends",
     "dense_adjacency",
     "knn_indices",

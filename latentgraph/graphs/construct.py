@@ -131,19 +131,45 @@ def dense_adjacency(
         [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
-    row, col, _ = _neighbour_pairs(xf, k, sim, symmetrize, backend)
-    mask = torch.zeros(xf.shape[0], xf.shape[0], dtype=torch.bool, device=xf.device)
-    mask[row, col] = True
+    neighbours, mask = _dense_masks(xf, y, k, sim, edges, symmetrize, backend)
     if sim == "rbf" and sigma is None:
-        sigma = rbf_bandwidth(squared_distances(xf.detach())[mask])
-    classes = _class_keep(y[:, None], y[None, :], edges) if y is not None else None
-    if classes is not None:
-        mask = mask & classes
+        sigma = rbf_bandwidth(squared_distances(xf.detach())[neighbours])
     adj = torch.where(mask, similarity_matrix(xf, sim, sigma).clamp_min(0.0), torch.zeros((), dtype=xf.dtype, device=xf.device))
     if normalize:
         dinv = _inv_sqrt(adj.sum(dim=1))
         adj = adj * (dinv[:, None] * dinv[None, :])
     return adj
+
+
+def _dense_masks(xf: Tensor, y: Tensor | None, k: int | None, sim: str, edges: str, symmetrize: str,
+                 backend: str) -> tuple[Tensor, Tensor]:
+    """Boolean B×B patterns: after kNN and symmetrization, then after the class filter."""
+    row, col, _ = _neighbour_pairs(xf, k, sim, symmetrize, backend)
+    neighbours = torch.zeros(xf.shape[0], xf.shape[0], dtype=torch.bool, device=xf.device)
+    neighbours[row, col] = True
+    classes = _class_keep(y[:, None], y[None, :], edges) if y is not None else None
+    return neighbours, (neighbours if classes is None else neighbours & classes)
+
+
+def adjacency_mask(
+    x: Tensor,
+    k: int | None = 10,
+    similarity: str = "auto",
+    y: Tensor | None = None,
+    edges: str = "all",
+    symmetrize: str = "union",
+    backend: str = "torch",
+) -> Tensor:
+    r"""Boolean :math:`B \times B` edge pattern of the latent geometry graph of ``x``
+    (steps 2–4 of the construction, no weights): ``True`` where
+    :func:`dense_adjacency` may be non-zero.
+
+    Example:
+        >>> adjacency_mask(torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]), k=1).int().tolist()
+        [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
+    """
+    xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
+    return _dense_masks(xf, y, k, sim, edges, symmetrize, backend)[1]
 
 
 def _single_graph(x, y, k, similarity, normalize, edges, symmetrize, backend, sigma) -> Data:
