@@ -66,7 +66,10 @@ def test_statistics_match_hand_computation():
 def test_mean_and_std_over_disjoint_batches():
     torch.manual_seed(2)
     x, y = torch.rand(30, 4), torch.arange(30) % 3
-    result = analyze(_positive_model(4, 6), x, y, k=2, batch_size=10, num_batches=3, seed=7)
+    calls = []
+    result = analyze(_positive_model(4, 6), x, y, k=2, batch_size=10, num_batches=3, seed=7,
+                     progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
     assert result.names == ["input", "lin", "relu"]
     for stats in result.layers:
         for stat in STATS:
