@@ -65,18 +65,13 @@ def build_objective(config: MethodConfig, model: nn.Module, teacher: Optional[nn
     Constructor parameters named ``teacher``, ``student`` and
     ``example_input`` are filled in with the teacher network, the trained
     model and a small batch of training inputs when the objective takes them
-    and the config does not set them.
+    and the config does not set them (whether a method needs a teacher is
+    checked when the config is loaded).
     """
     cls = get_objective(config.name)
     kwargs = dict(config.kwargs)
     accepted = inspect.signature(cls).parameters
-    if "teacher" in accepted:
-        if teacher is None:
-            raise ValueError(f"{source}: method {config.name!r} needs a teacher: add a `teacher:` section")
-        kwargs["teacher"] = teacher
-    elif teacher is not None:
-        raise ValueError(f"{source}: method {config.name!r} takes no teacher; remove the `teacher:` section")
-    for name, value in (("student", model), ("example_input", example_input)):
+    for name, value in (("teacher", teacher), ("student", model), ("example_input", example_input)):
         if name in accepted and name not in kwargs:
             kwargs[name] = value
     try:

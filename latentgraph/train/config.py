@@ -10,6 +10,7 @@ key and the file. See ``docs/training.md`` for the schema and
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import typing
 from dataclasses import dataclass, field
@@ -198,7 +199,7 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
 
 def _check_values(config: TrainConfig, source: str) -> None:
     from .build import MODELS
-    from .objectives import available_objectives
+    from .objectives import available_objectives, get_objective
 
     def fail(key: str, message: str) -> None:
         raise ValueError(f"{source}: {key} {message}")
@@ -224,6 +225,11 @@ def _check_values(config: TrainConfig, source: str) -> None:
     if config.method.name not in available_objectives():
         fail("method.name", f"is {config.method.name!r}, not a registered method; "
                             f"registered: {', '.join(available_objectives())}")
+    wants_teacher = "teacher" in inspect.signature(get_objective(config.method.name)).parameters
+    if wants_teacher and config.teacher is None:
+        fail("method.name", f"{config.method.name!r} distils a teacher: add a `teacher:` section")
+    if config.teacher is not None and not wants_teacher:
+        fail("teacher", f"is given but method {config.method.name!r} takes no teacher; remove the section")
     choice("optim.name", config.optim.name, OPTIMIZERS)
     if not config.optim.lr > 0:
         fail("optim.lr", f"must be positive, got {config.optim.lr}")

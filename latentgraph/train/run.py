@@ -81,7 +81,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         log.info("training %s (%d parameters) with %r for %d epochs on %s, output %s", config.model.name,
                  sum(p.numel() for p in model.parameters()), config.method.name, config.epochs, trainer.device, output)
     history = trainer.fit(train_loader, config.epochs, eval_loader=test_loader,
-                          resume=(output / "checkpoints") if resume else None)
+                          resume=(output / "checkpoints" / ckpt.LAST) if resume else None)
     if is_main_process():
         ckpt.save_atomic(model.state_dict(), output / MODEL_FILE)
     return {"history": history, "model": model, "output": output}
