@@ -100,11 +100,18 @@ def mean_errors(per_seed: list[dict[str, list[float]]]) -> dict[str, list[float]
             for name in per_seed[0]}
 
 
-def train(model: nn.Module, objective, split, epochs: int, lr: float, batch_size: int, seed: int) -> nn.Module:
-    """Adam on the training split with the given objective; returns the model in eval mode."""
+OPTIMIZERS = {
+    "adam": lambda lr: (lambda params: torch.optim.Adam(params, lr=lr)),
+    # the Laplacian-networks recipe: SGD, momentum 0.9, weight decay 5e-4
+    "sgd": lambda lr: (lambda params: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)),
+}
+
+
+def train(model: nn.Module, objective, split, epochs: int, lr: float, batch_size: int, seed: int,
+          optimizer: str = "adam") -> nn.Module:
+    """Train on the training split with the given objective; returns the model in eval mode."""
     loader = make_loader(split.x_train, split.y_train, batch_size, shuffle=True, seed=seed)
-    Trainer(model, objective, lambda params: torch.optim.Adam(params, lr=lr), seed=seed, progress=False).fit(
-        loader, epochs)
+    Trainer(model, objective, OPTIMIZERS[optimizer](lr), seed=seed, progress=False).fit(loader, epochs)
     return model.eval()
 
 

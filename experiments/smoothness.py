@@ -33,6 +33,7 @@ import torch
 
 from label_variation import (
     DATASETS,
+    OPTIMIZERS,
     RELATIVE_CORRUPTIONS,
     machine,
     subset,
@@ -71,7 +72,7 @@ def run_seed(split, seed: int, args: argparse.Namespace) -> tuple[list[dict], di
     for name, objective in methods(args).items():
         seed_everything(seed)
         models[name] = train(SmallCNN(width=args.width), objective, split, args.epochs, args.lr, args.batch_size,
-                             seed)
+                             seed, args.optimizer)
         clean[name] = error_rate(models[name], split.x_test, split.y_test)
         errors[name] = corruption_errors(models[name], split.x_test, split.y_test, seed=seed)
         curves[name] = accuracy_curve(models[name], split.x_test, split.y_test, CURVE_EPS, "fgsm")
@@ -98,16 +99,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
     parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--gammas", type=float, nargs="+", default=[0.01, 0.003])
+    parser.add_argument("--gammas", type=float, nargs="+", default=[0.01, 0.003, 0.001])
     parser.add_argument("--power", type=int, default=2)
     parser.add_argument("--parseval-beta", type=float, default=0.01)
     parser.add_argument("--eps", type=float, default=0.1)
     parser.add_argument("--relative-corruptions", nargs="+", default=RELATIVE_CORRUPTIONS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += seed_rows
         all_curves.append(curves)
         print(f"seed {seed} done at {time.perf_counter() - start:.0f}s", flush=True)
-    write_csv(args.output / "smoothness.csv", rows)
+    write_csv(args.output / f"smoothness{args.tag}.csv", rows)
 
     columns = {
         "clean_error": ("clean error %", 100.0, 2),
@@ -140,14 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         plotted[name] = (CURVE_EPS, means, stds)
         curve_rows.append(f"| {name} | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(means, stds))
                           + " |")
-    plot_accuracy_curves(plotted, args.output / "smoothness_fgsm.png", title=f"FGSM on {args.dataset} (test)")
+    plot_accuracy_curves(plotted, args.output / f"smoothness{args.tag}_fgsm.png", title=f"FGSM on {args.dataset} (test)")
     elapsed = time.perf_counter() - start
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (f"{table}\nFGSM accuracy % vs ε (mean ± std over seeds):\n\n" + "\n".join(curve_rows) + "\n\n"
-            f"Dataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, Adam lr {args.lr}, batch "
+            f"Dataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, {args.optimizer} lr {args.lr}, batch "
             f"{args.batch_size}, SmallCNN width {args.width}, m = {args.power}, Parseval β = {args.parseval_beta}; "
             f"{elapsed:.0f} s on {machine()}; {stamp}.\n")
-    write_atomic(args.output / "smoothness.md", text)
+    write_atomic(args.output / f"smoothness{args.tag}.md", text)
     print(text)
     return 0
 
