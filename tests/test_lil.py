@@ -34,6 +34,16 @@ def test_classifier_default_is_papers_mnist_network():
     assert widths == [100, 100, 100, 100]
 
 
+@pytest.fixture
+def one_thread():
+    """Small training loops: intra-op threads only add overhead, and on a shared,
+    busy machine two OpenMP threads made the torus test 25× slower (75 s vs 2.8 s)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _stack():
     torch.manual_seed(0)
     return StackedLIL(3, level_classes=(2, 4, 2), hidden=(6, 6))
@@ -107,7 +117,7 @@ def test_isometric_objective_matches_hand_composition():
     assert get_objective("stacked_isometric") is StackedIsometricObjective
 
 
-def test_isometry_term_is_what_preserves_within_class_distances():
+def test_isometry_term_is_what_preserves_within_class_distances(one_thread):
     # entangled rings, full batch: β > 0 makes the last hidden layer much closer to an
     # isometry within each ring than β = 0, at equal accuracy
     x, y = entangled_rings(120, noise=0.02, seed=0)
@@ -127,7 +137,7 @@ def test_isometry_term_is_what_preserves_within_class_distances():
     assert results[0.0][1] == 1.0 and results[10.0][1] >= 0.9
 
 
-def test_stacked_lil_learns_both_torus_levels():
+def test_stacked_lil_learns_both_torus_levels(one_thread):
     x, labels = noisy_torus(160, noise=0.001, seed=0, regions=(2, 4))
     torch.manual_seed(0)
     model = StackedLIL(3, level_classes=(2, 4), hidden=(20, 20))
@@ -165,3 +175,28 @@ def test_stacked_objective_rejects_labels_of_wrong_shape():
     model = StackedLIL(3, level_classes=(2, 4), hidden=(4,))
     with pytest.raises(ValueError, match=r"N×2"):
         StackedIsometricObjective()(model, (torch.rand(4, 3), torch.tensor([0, 1, 0, 1])))
+
+
+CONFIGS = sorted((__import__("pathlib").Path(__file__).parents[1] / "configs" / "isometry").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_configs_build_the_papers_mnist_lil(path):
+    from latentgraph.train.build import build_model, build_objective
+    from latentgraph.train.config import load_config
+
+    config = load_config(path)
+    model = build_model(config.model)
+    objective = build_objective(config.method, model, None, torch.rand(2, 1, 28, 28))
+    assert isinstance(objective, IsometricObjective) and objective.isometry.scale == 10.0
+    assert config.data.batch_size == 100 and config.epochs == 5
+    torch.manual_seed(0)
+    x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1, 0, 1, 2, 2, 3, 3])
+    terms = objective(model, (x, y))
+    features = model.fc4(model.fc3(model.fc2(model.fc1(x.flatten(1)))))
+    assert torch.allclose(terms["isometry"], objective.beta * IsometryLoss(scale=10.0)(x, features, y))
+    assert objective.beta == float(path.stem.split("beta")[1])
+
+
+def test_all_six_betas_have_a_config():
+    assert sorted(float(p.stem.split("beta")[1]) for p in CONFIGS) == [0.0, 0.001, 0.01, 0.1, 1.0, 10.0]
