@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 
 HELP = "train a model, or distil a teacher into it, from a YAML config (see docs/training.md)"
 
@@ -36,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, output=args.output)
     distributed = init_from_env()
     main = is_main_process()
+    if not main:  # one log, from rank 0
+        logging.getLogger("latentgraph").setLevel(logging.WARNING)
     try:
         result = run_config(config, resume=args.resume, source=args.config, progress=args.progress)
     finally:

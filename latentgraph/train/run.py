@@ -14,7 +14,7 @@ from torch import nn
 from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
 from .config import MethodConfig, ModelConfig, TrainConfig
-from .distributed import get_world_size, is_main_process
+from .distributed import barrier, get_world_size, is_main_process
 from .trainer import Trainer
 
 log = logging.getLogger("latentgraph.train")
@@ -84,4 +84,5 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
                           resume=(output / "checkpoints" / ckpt.LAST) if resume else None)
     if is_main_process():
         ckpt.save_atomic(model.state_dict(), output / MODEL_FILE)
+    barrier()  # other ranks may read model.pt next (a teacher trained first)
     return {"history": history, "model": model, "output": output}
