@@ -346,3 +346,27 @@ def test_registry():
         register_objective("classification")(type("Other", (), {}))
     with pytest.raises(ValueError, match="label_smoothing"):
         ClassificationObjective(label_smoothing=1.5)
+
+
+def test_tensorboard_receives_each_epoch_row_when_installed(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    calls = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            calls.append(("init", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            calls.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=FakeWriter))
+    history = Trainer(make_model(), ClassificationObjective(), lambda p: torch.optim.SGD(p, lr=0.1),
+                      log_dir=tmp_path, progress=False).fit(make_loader(NoisyDataset()), epochs=2)
+    assert calls[0] == ("init", str(tmp_path))
+    assert ("train/ce", history[1]["train/ce"], 2) in calls and ("lr", 0.1, 1) in calls
+    assert not any(c[0] in ("epoch", "step") for c in calls)
