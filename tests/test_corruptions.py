@@ -239,3 +239,21 @@ def test_corruption_errors_and_error_rate_on_a_fixed_model():
     errs = corruption_errors(Threshold(), x, y, names=["brightness"], severities=[1, 5])
     # brightness +0.3 (severity 5) lifts the 0.45 images to 0.75: both class-0 images flip
     assert errs["brightness"][1] == 0.5
+
+
+def test_cifar10c_errors_of_a_fixed_model(tmp_path):
+    # a "model" that predicts class 1 iff the mean pixel exceeds 0.5
+    class Threshold(nn.Module):
+        def forward(self, x):
+            m = x.flatten(1).mean(1, keepdim=True)
+            return torch.cat([0.5 - m, m - 0.5], dim=1)
+
+    images = np.zeros((10, 32, 32, 3), np.uint8)
+    images[[1, 3, 5, 7, 9]] = 200  # odd rows bright
+    labels = np.array([0, 1] * 5, np.uint8)
+    labels[9] = 0  # severity 5, second row: a bright image labelled 0 -> one error out of two
+    np.save(tmp_path / "contrast.npy", images)
+    np.save(tmp_path / "labels.npy", labels)
+    from latentgraph.robustness import cifar10c_errors
+
+    assert cifar10c_errors(Threshold(), tmp_path, ["contrast"]) == {"contrast": [0.0, 0.0, 0.0, 0.0, 0.5]}

@@ -20,6 +20,7 @@ from latentgraph.robustness.cifar_c import (
     CIFAR10C_CORRUPTIONS,
     CIFAR10C_EXTRA,
     available_corruptions,
+    cifar10c_errors,
     load_cifar10c,
 )
 from latentgraph.robustness.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_names
@@ -42,6 +43,7 @@ __all__ = [
     "accuracy_curve",
     "accuracy_under_attack",
     "available_corruptions",
+    "cifar10c_errors",
     "corrupt",
     "corruption_error",
     "corruption_errors",

@@ -9,6 +9,7 @@ reads them memory-mapped, copying only the requested severity.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -85,3 +86,40 @@ def load_cifar10c(root: str | Path, corruption: str, severity: int) -> tuple[Ten
         raise ValueError(f"{root / 'labels.npy'} must hold CIFAR-10 classes 0..9")
     x = torch.from_numpy(np.array(images[rows])).permute(0, 3, 1, 2).float().div_(255)
     return x.contiguous(), y
+
+
+def cifar10c_errors(
+    model: torch.nn.Module,
+    root: str | Path,
+    corruptions: Sequence[str] | None = None,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    batch_size: int = 256,
+) -> dict[str, list[float]]:
+    r"""Errors :math:`E_{s,c}` of ``model`` on the released CIFAR-10-C files in ``root``,
+    ready for :func:`~latentgraph.robustness.mce` / :func:`~latentgraph.robustness.relative_mce`.
+
+    Images are fed in :math:`[0, 1]` (put the normalization inside the model)
+    on the model's device.
+
+    Args:
+        model (nn.Module): the classifier.
+        root (str or Path): folder of the ``.npy`` files.
+        corruptions (list of str, optional): names; by default the 15 benchmark
+            corruptions (:data:`CIFAR10C_CORRUPTIONS`).
+        severities (list of int): severities to evaluate. (default: 1..5)
+        batch_size (int): evaluation batch size. (default: :obj:`256`)
+
+    Returns:
+        dict[str, list[float]]: corruption → error per severity.
+    """
+    from latentgraph.robustness.metrics import error_rate
+
+    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+    out: dict[str, list[float]] = {}
+    for name in CIFAR10C_CORRUPTIONS if corruptions is None else corruptions:
+        errors = []
+        for severity in severities:
+            x, y = load_cifar10c(root, name, severity)
+            errors.append(error_rate(model, x.to(device), y.to(device), batch_size))
+        out[name] = errors
+    return out
