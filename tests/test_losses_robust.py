@@ -108,6 +108,8 @@ def test_label_variation_loss_bad_inputs():
         LabelVariationLoss(k=2)(torch.rand(4, 3), torch.tensor([0, 1, 0]))
     with pytest.raises(ValueError, match="NaN"):
         LabelVariationLoss(k=2)(torch.full((4, 3), float("nan")), torch.tensor([0, 1, 0, 1]))
+    with pytest.raises(ValueError, match="similarity"):
+        LabelVariationLoss(similarity="manhattan")
 
 
 def test_label_variation_loss_repr():

@@ -6,7 +6,8 @@ from torch import Tensor, nn
 
 from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.gsp import label_variation
-from latentgraph.validation import check_features, check_labels
+from latentgraph.graphs.similarity import SIMILARITIES
+from latentgraph.validation import check_choice, check_features, check_labels
 
 
 class LabelVariationLoss(nn.Module):
@@ -67,7 +68,7 @@ class LabelVariationLoss(nn.Module):
                  normalized: bool = True) -> None:
         super().__init__()
         self.k = k
-        self.similarity = similarity
+        self.similarity = check_choice(similarity, "similarity", SIMILARITIES)
         self.normalize = bool(normalize)
         self.normalized = bool(normalized)
 
