@@ -187,7 +187,11 @@ class Trainer:
             raise ValueError(f"`epochs` must be a non-negative int, got {epochs!r}")
         loader = shard_loader(train_loader, self.seed)
         self._loader = loader
-        self._batches_per_epoch = len(loader)
+        try:
+            self._batches_per_epoch = len(loader)
+        except TypeError:
+            raise TypeError("`train_loader` must have a length (batches per epoch) so that a run can resume "
+                            "mid-epoch; use a map-style dataset") from None
         if self._batches_per_epoch == 0:
             raise ValueError("`train_loader` yields no batches")
         if resume is not None and resume is not False:
