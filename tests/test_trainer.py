@@ -301,7 +301,7 @@ def test_bad_terms_and_weights():
     with pytest.raises(ValueError, match="checkpoint_every"):
         Trainer(make_model(), ClassificationObjective(), opt, checkpoint_every=0)
     with pytest.raises(TypeError, match="must have a length"):
-        Trainer(make_model(), ClassificationObjective(), opt, progress=False).fit(iter(loader), 1)
+        Trainer(make_model(), ClassificationObjective(), opt, progress=False).fit((b for b in loader), 1)
     with pytest.raises(ValueError, match="epochs"):
         Trainer(make_model(), ClassificationObjective(), opt, progress=False).fit(loader, -1)
 
