@@ -372,3 +372,22 @@ def test_tensorboard_receives_each_epoch_row_when_installed(tmp_path, monkeypatc
     assert calls[0] == ("init", str(tmp_path))
     assert ("train/ce", history[1]["train/ce"], 2) in calls and ("lr", 0.1, 1) in calls
     assert not any(c[0] in ("epoch", "step") for c in calls)
+
+
+def test_interrupt_raised_inside_a_step_keeps_the_last_good_checkpoint(tmp_path):
+    class InterruptAt(ClassificationObjective):
+        calls = 0
+
+        def __call__(self, model, batch):
+            InterruptAt.calls += 1
+            if InterruptAt.calls == 4:  # half-way through step 4: the state is not a step boundary
+                raise KeyboardInterrupt
+            return super().__call__(model, batch)
+
+    model = make_model()
+    trainer = Trainer(model, InterruptAt(), lambda p: torch.optim.SGD(p, lr=0.1), checkpoint_dir=tmp_path,
+                      checkpoint_every=2, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(make_loader(NoisyDataset()), epochs=1)
+    state = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert state["step"] == 2 and trainer.step == 3
