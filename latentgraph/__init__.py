@@ -1,4 +1,6 @@
 """latentgraph: latent geometry graphs of neural networks, and graph constraints as training losses."""
+from . import data, losses, models, robustness, train
+from .analysis import AnalysisResult, analyze
 from .capture import Activations, capture, layer_names
 from .graphs import (
     LatentGraph,
@@ -19,20 +21,26 @@ from .gsp import (
     to_pygsp,
     total_variation,
 )
+from .jacobian import FullJacobian, full_jacobian, fullgrad
 from .seed import seed_everything
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activations",
+    "AnalysisResult",
+    "FullJacobian",
     "LatentGraph",
     "adjacency_mask",
+    "analyze",
     "available_backends",
     "capture",
     "dense_adjacency",
     "eigenmaps",
     "from_networkx",
     "from_pygsp",
+    "full_jacobian",
+    "fullgrad",
     "knn_indices",
     "label_variation",
     "laplacian",
@@ -43,4 +51,9 @@ __all__ = [
     "to_networkx",
     "to_pygsp",
     "total_variation",
+    "data",
+    "losses",
+    "models",
+    "robustness",
+    "train",
 ]
