@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import math
+import io
 import os
 import platform
 import statistics
@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from latentgraph.data import load_mnist5k, make_loader
 from latentgraph.data.toy import entangled_rings, noisy_torus
@@ -47,8 +46,6 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
-    import io
-
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()

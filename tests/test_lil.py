@@ -177,6 +177,11 @@ def test_stacked_objective_rejects_labels_of_wrong_shape():
         StackedIsometricObjective()(model, (torch.rand(4, 3), torch.tensor([0, 1, 0, 1])))
 
 
+def test_stacked_objective_needs_a_stacked_model():
+    with pytest.raises(TypeError, match="StackedLIL"):
+        StackedIsometricObjective()(LILClassifier(3, 2), (torch.rand(4, 3), torch.zeros(4, 1, dtype=torch.long)))
+
+
 CONFIGS = sorted((__import__("pathlib").Path(__file__).parents[1] / "configs" / "isometry").glob("*.yaml"))
 
 

@@ -134,6 +134,8 @@ class StackedIsometricObjective:
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, labels = batch[0], check_tensor(batch[1], "labels")
+        if not callable(getattr(model, "forward_levels", None)):
+            raise TypeError(f"`model` must be a StackedLIL (with forward_levels), got {type(model).__name__}")
         levels = model.forward_levels(x)
         if labels.dim() != 2 or labels.shape[1] != len(levels):
             raise ValueError(
