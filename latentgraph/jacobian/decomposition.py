@@ -22,15 +22,17 @@ input-gradient.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["FullJacobian", "full_jacobian", "bias_layer_names"]
+__all__ = ["FullJacobian", "full_jacobian", "bias_layer_names", "decompose"]
 
 # Modules whose local linearization has a non-zero intercept (or that couple
 # the features of a sample through statistics), so that the full-Jacobian
@@ -155,12 +157,12 @@ class FullJacobian:
     input_gradient: Tensor
     feature_gradients: dict[str, Tensor]
     biases: dict[str, Tensor]
-    bias_gradients: dict[str, Tensor] = field(init=False)
     complete: bool = True
 
-    def __post_init__(self) -> None:
-        self.bias_gradients = {name: self.feature_gradients[name] * bias
-                               for name, bias in self.biases.items()}
+    @cached_property
+    def bias_gradients(self) -> dict[str, Tensor]:
+        r"""Per bias layer, :math:`f^b_l = \nabla_{z_l} f \odot b_l` (computed on first access)."""
+        return {name: self.feature_gradients[name] * bias for name, bias in self.biases.items()}
 
     @property
     def output(self) -> Tensor:
@@ -244,6 +246,38 @@ def full_jacobian(
         >>> bool(fj.completeness_error(relative=True).max() < 1e-12)
         True
     """
+    return FullJacobian(*decompose(model, x, target, layers, create_graph, strict, batch_statistics))
+
+
+class Decomposition(NamedTuple):
+    """The raw result of :func:`decompose` (the fields of :class:`FullJacobian`)."""
+
+    logits: Tensor
+    target: Tensor
+    input: Tensor
+    input_gradient: Tensor
+    feature_gradients: dict[str, Tensor | None]
+    biases: dict[str, Tensor]
+    complete: bool
+
+
+def decompose(
+    model: nn.Module,
+    x: Tensor,
+    target: int | Tensor | None = None,
+    layers: Sequence[str] | None = None,
+    create_graph: bool = False,
+    strict: bool = True,
+    batch_statistics: bool = False,
+    reduce: Callable[[Tensor, Tensor], Tensor | None] | None = None,
+) -> Decomposition:
+    r"""The forward and backward pass of :func:`full_jacobian` (same arguments).
+
+    With :obj:`reduce`, each layer's gradient is replaced, as soon as the
+    backward pass produces it, by ``reduce(gradient, broadcast_bias)``, so that
+    the full-size gradients need not be kept (FullGrad keeps only
+    :math:`B \times 1 \times h \times w` maps).
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, Tensor):
@@ -276,11 +310,11 @@ def full_jacobian(
             raise ValueError("layers must name at least one bias layer")
 
     biases: dict[str, Tensor] = {}
-    grads: dict[str, Tensor] = {}
+    grads: dict[str, Tensor | None] = {}
 
     def make_hook(name: str):
         def store(grad: Tensor) -> None:
-            grads[name] = grad
+            grads[name] = grad if reduce is None else reduce(grad, biases[name])
 
         def hook(module: nn.Module, inputs: tuple, output: Tensor) -> None:
             if name in biases:
@@ -314,8 +348,5 @@ def full_jacobian(
     if not create_graph:
         logits = logits.detach()
         biases = {name: bias.detach() for name, bias in biases.items()}
-    return FullJacobian(
-        logits=logits, target=chosen, input=inputs, input_gradient=input_gradient,
-        feature_gradients={name: grads[name] for name in names}, biases=biases,
-        complete=set(names) == set(all_names) and strict and not uses_batch_stats,
-    )
+    return Decomposition(logits, chosen, inputs, input_gradient, {name: grads[name] for name in names},
+                         biases, set(names) == set(all_names) and strict and not uses_batch_stats)

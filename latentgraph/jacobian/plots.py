@@ -12,7 +12,7 @@ __all__ = ["save_saliency_overlays"]
 
 
 def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str | os.PathLike,
-                           titles: Sequence[str] | None = None, alpha: float = 0.6) -> Path:
+                           titles: Sequence[str] | None = None, alpha: float = 0.6, dpi: int = 100) -> Path:
     r"""Write a grid with one column per image: the image, then each saliency map over it.
 
     Args:
@@ -22,6 +22,7 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
         path (str): output file (PNG, PDF, ...), written atomically.
         titles (list of str, optional): one column title per image. (default: :obj:`None`)
         alpha (float): opacity of the maps over the image. (default: :obj:`0.6`)
+        dpi (int): resolution of the file. (default: :obj:`100`)
 
     Example:
         >>> import tempfile
@@ -65,7 +66,7 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=120)
+        fig.savefig(tmp, dpi=dpi)
         os.replace(tmp, path)
     finally:
         plt.close(fig)
