@@ -7,7 +7,8 @@ import torch
 
 import latentgraph as lg
 from latentgraph.data.cifar import NORMALIZATION, CIFARDataset, load_cifar
-from latentgraph.models.cifar import CIFAR_MODELS, VGG, PreActResNet18, ResNet18, WideResNet, build_model
+from latentgraph.models import VGG, PreActResNet18, ResNet18, WideResNet, build_model
+from latentgraph.models.cifar import CIFAR_MODELS
 
 
 def n_params(model):
@@ -71,7 +72,7 @@ def test_model_bad_arguments():
         VGG(depth=12)
     with pytest.raises(ValueError, match="`num_classes` must be a positive int"):
         ResNet18(num_classes=0)
-    with pytest.raises(ValueError, match="unknown CIFAR model 'wrn28'; available: preact_resnet18, resnet18"):
+    with pytest.raises(ValueError, match="unknown model 'wrn28'; available: lil_classifier, mlp, preact_resnet18, resnet18"):
         build_model("wrn28")
     with pytest.raises(TypeError, match="bad arguments for model 'resnet18'"):
         build_model("resnet18", depth=18)

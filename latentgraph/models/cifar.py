@@ -6,7 +6,7 @@ Every network is ``stem`` → ``block1`` … ``blockN`` (one per resolution) →
 (BatchNorm → ReLU before pooling) for the pre-activation networks, so layers
 can be picked by name with :func:`latentgraph.capture` in the same way for all
 of them (``"block3"`` is the last stage of a WideResNet, ``"block4"`` of a
-ResNet-18). :func:`build_model` builds one from a name in :data:`CIFAR_MODELS`.
+ResNet-18). :func:`latentgraph.models.build_model` builds one by name.
 """
 from __future__ import annotations
 
@@ -262,25 +262,10 @@ def _init_weights(model: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-#: Name → constructor, for configs: ``build_model("wrn", depth=28, width=0.5)``.
+#: Name → constructor of the CIFAR networks (see :data:`latentgraph.models.MODELS`).
 CIFAR_MODELS: Dict[str, Callable[..., nn.Module]] = {
     "wrn": WideResNet,
     "resnet18": ResNet18,
     "preact_resnet18": PreActResNet18,
     "vgg": VGG,
 }
-
-
-def build_model(name: str, **kwargs) -> nn.Module:
-    """Build the CIFAR network registered as ``name`` in :data:`CIFAR_MODELS`.
-
-    Example:
-        >>> type(build_model("wrn", depth=16, width=0.5)).__name__
-        'WideResNet'
-    """
-    if name not in CIFAR_MODELS:
-        raise ValueError(f"unknown CIFAR model {name!r}; available: {', '.join(sorted(CIFAR_MODELS))}")
-    try:
-        return CIFAR_MODELS[name](**kwargs)
-    except TypeError as error:
-        raise TypeError(f"bad arguments for model {name!r}: {error}") from None

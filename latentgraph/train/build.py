@@ -3,19 +3,16 @@ networks, an objective, an optimizer and a schedule."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..models import MLP, SmallCNN
-from ..models.cifar import CIFAR_MODELS
+from ..models import MODELS
+from ..models import build_model as build_named_model
 from .config import DataConfig, MethodConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .objectives import get_objective
-
-#: Model name → constructor, for ``model.name`` and ``teacher.name``.
-MODELS: Dict[str, Callable[..., nn.Module]] = {"small_cnn": SmallCNN, "mlp": MLP, **CIFAR_MODELS}
 
 
 def build_model(config: ModelConfig, source: str = "<config>", key: str = "model") -> nn.Module:
@@ -23,7 +20,7 @@ def build_model(config: ModelConfig, source: str = "<config>", key: str = "model
     if config.name not in MODELS:
         raise ValueError(f"{source}: {key}.name must be one of {', '.join(sorted(MODELS))}; got {config.name!r}")
     try:
-        return MODELS[config.name](**config.kwargs)
+        return build_named_model(config.name, **config.kwargs)
     except TypeError as error:
         raise ValueError(f"{source}: bad {key}.kwargs for {config.name!r}: {error}") from None
 
