@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.capture import capture
-from latentgraph.jacobian import full_jacobian
+from latentgraph.jacobian import bias_layer_names, full_jacobian
 from latentgraph.losses.baselines import AttentionTransferLoss
 from latentgraph.losses.jacobian import BiasJacobianPenalty, FullJacobianMatchingLoss
 
@@ -31,8 +31,13 @@ def _check_weight(value: object, name: str) -> float:
     return float(value)
 
 
+def _capture_layers(model: nn.Module, layers: list[str]) -> list[str] | None:
+    """``layers``, or only the last bias layer when none are matched (input-Jacobians only)."""
+    return layers or bias_layer_names(model)[-1:] or None
+
+
 def _student_jacobian(model: nn.Module, x: Tensor, target: Tensor, layers: list[str]):
-    return full_jacobian(model, x, target=target, layers=layers or None, create_graph=True,
+    return full_jacobian(model, x, target=target, layers=_capture_layers(model, layers), create_graph=True,
                          strict=False, batch_statistics=True)
 
 
@@ -182,7 +187,8 @@ class JacobianDistillationObjective(nn.Module):
             return terms
         with capture(teacher, t_att, detach=True) as t_acts:
             if jacobians:
-                t_fj = full_jacobian(teacher, x, target=y, layers=self.matching.teacher_layers or None)
+                t_fj = full_jacobian(teacher, x, target=y,
+                                     layers=_capture_layers(teacher, self.matching.teacher_layers))
                 t_logits = t_fj.logits
             else:
                 with torch.no_grad():
