@@ -121,9 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    logging.getLogger("pygsp").setLevel(logging.WARNING)  # it logs each k-NN search at DEBUG
-
     table = methods()
+    if table["pygsp.NNGraph"] is not None:  # pygsp logs each k-NN search at DEBUG on its own handlers
+        import pygsp.graphs  # noqa: F401  (creates its loggers)
+
+        for name in list(logging.root.manager.loggerDict):
+            if name.startswith("pygsp"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+
     names = [name for name, fn in table.items() if fn is not None]
     missing = [name for name, fn in table.items() if fn is None]
     largest: dict[str, tuple[int, float]] = {}  # method -> (B²·D, seconds) of its largest run so far
@@ -144,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                     cells[name] = None
                     continue
                 cells[name] = measure(table[name], x, args.budget)
-                largest[name] = (b * b * d, cells[name])
+                if b * b * d >= work:
+                    largest[name] = (b * b * d, cells[name])
             rows.append((b, d, cells))
             shown = "  ".join(f"{n}={'skip' if t is None else f'{t * 1e3:.1f}ms'}" for n, t in cells.items())
             print(f"B={b:5d} D={d:6d}  {shown}", flush=True)

@@ -446,12 +446,16 @@ def _drawn_layers(names: list[str]) -> list[str]:
 
 
 def _write_atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], object]) -> Path:
-    """Write a file through a temporary file in the same folder and ``os.replace``."""
+    """Write a file through a temporary file in the same folder and ``os.replace``,
+    with the permissions a plain ``open`` would give (``mkstemp`` makes it 0600)."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

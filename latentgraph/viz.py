@@ -77,7 +77,8 @@ def draw_latent_graphs(
 
     Each node is placed by 2-D Laplacian eigenmaps of its graph
     (:func:`~latentgraph.eigenmaps`) and coloured by its class ``g.y``; edges
-    are drawn as lines whose opacity follows their weight.
+    are drawn as lines whose opacity is their weight relative to the heaviest
+    edge of the graph, so weak edges fade out.
 
     Args:
         graphs (Mapping[str, Data]): panel title -> graph with ``edge_index``,
@@ -107,12 +108,13 @@ def draw_latent_graphs(
         src, dst = g.edge_index.cpu()
         weight = g.edge_weight.detach().cpu().double() if g.edge_weight is not None else torch.ones(src.numel())
         y = g.y.cpu()
+        heaviest = float(weight.max()) if weight.numel() else 1.0
         keep = src < dst
         if edges == "inter_class":
             keep &= y[src] != y[dst]
         src, dst, weight = src[keep], dst[keep], weight[keep]
-        if src.numel():
-            alpha = (0.15 + 0.85 * weight / weight.max()).clamp(0, 1)
+        if src.numel():  # opacity relative to the graph's heaviest edge, drawn or not
+            alpha = (0.05 + 0.95 * weight / heaviest).clamp(0, 1)
             segments = torch.stack([pos[src], pos[dst]], dim=1).numpy()
             colors = [(0.3, 0.3, 0.3, float(a)) for a in alpha]
             ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8, zorder=1))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import statistics
 from collections import OrderedDict
 
@@ -215,6 +216,12 @@ def test_tables_show_mean_and_sample_std():
     assert float(row["label_variation_normalized_mean"]) == pytest.approx(0.3)
 
 
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
 def test_write_report(tmp_path):
     torch.manual_seed(4)
     x, y = torch.rand(40, 3), torch.arange(40) % 4
@@ -222,6 +229,8 @@ def test_write_report(tmp_path):
     files = result.write_report(tmp_path / "report", info={"data": "random"})
     assert {p.name for p in (tmp_path / "report").iterdir()} == \
         {"report.md", "table.csv", "graphs.pt", "label_variation.png", "latent_graphs.png"}
+    for path in files.values():  # the permissions of a plain open(), not mkstemp's 0600
+        assert path.stat().st_mode & 0o777 == 0o666 & ~_umask()
     for kind in ("variation_plot", "drawing"):
         assert files[kind].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and files[kind].stat().st_size > 5000
     rows = list(csv.DictReader(files["csv"].open()))
