@@ -126,7 +126,8 @@ class JacobianDistillationObjective(nn.Module):
         input_weight (float): of the input-Jacobian term. (default: :obj:`1.0`)
         bias_weight (float): of the bias-Jacobian term. (default: :obj:`1.0`)
         attention_weight (float): of attention transfer; 1000 is Zagoruyko &
-            Komodakis' β. (default: :obj:`1000.0`)
+            Komodakis' β (on 2×2 maps of 8×8 digits it swamps CE; 100 worked
+            there, see docs/full-jacobian.md). (default: :obj:`1000.0`)
         normalize (bool): compare unit-norm Jacobians. (default: :obj:`False`)
 
     Example:
