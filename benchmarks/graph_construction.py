@@ -168,8 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             out.append(f"skipped (> {args.limit:.0f} s)" if t is None else f"{t / base:.2f}")
         lines.append("| " + " | ".join(out) + " |")
     total = time.perf_counter() - started
+    env = [f"{v}={os.environ[v]}" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") if v in os.environ]
     text = "\n".join([
-        f"Command: `{' '.join(['python', *sys.argv])}`",
+        f"Command: `{' '.join([*env, 'nice -n 5' if os.nice(0) else '', 'python', *sys.argv]).replace('  ', ' ')}`",
         f"Machine: {before} (at start); {machine().rsplit('; ', 1)[1]} (at end)",
         f"Date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC; total run {total:.0f} s; k = {K}",
         f"Not installed: {', '.join(missing) or 'none'}",
