@@ -34,7 +34,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 import latentgraph as lg
