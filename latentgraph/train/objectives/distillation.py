@@ -131,9 +131,11 @@ class DistillationObjective(nn.Module):
             ``torchrun``, relational losses see the batch of all ranks
             (:func:`~latentgraph.train.distributed.gather_features`, rank
             order); the teacher is always gathered without gradient, the
-            student with gradient through all ranks (``"grad"``, equal to one
-            process on the whole batch) or only through its own slice
-            (``"nograd"``). (default: :obj:`"none"`)
+            student with gradient through all ranks (``"grad"``: with the
+            trainer's gradient averaging, equal to one process on the whole
+            batch) or only through its own slice (``"nograd"``: the averaged
+            gradient is that of the whole batch divided by the number of
+            ranks). (default: :obj:`"none"`)
         proj_dim (int, optional): EGA's shared embedding dimension;
             ``None`` compares the raw embeddings. (default: :obj:`256`)
         student (nn.Module, optional) and example_input (Tensor, optional):
