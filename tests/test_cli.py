@@ -88,8 +88,7 @@ def test_analyze_default_end_to_end(tmp_path, capsys):
     assert len(torch.load(out / "graphs.pt", weights_only=True)["graphs"]["head"]) == 2
 
 
-@pytest.mark.slow
-def test_analyze_default_label_variation_falls_with_depth(tmp_path):
+def test_analyze_default_label_variation_falls_with_depth(tmp_path):  # the full default: ~4 s of CPU
     assert cli.main(["analyze", "--output", str(tmp_path), "--no-plots"]) == 0
     rows = {row["layer"]: float(row["label_variation_normalized_mean"]) for row in _read_table(tmp_path / "table.csv")}
     assert rows["head"] < rows["block3"] < rows["block1"] < rows["input"]
@@ -180,3 +179,7 @@ def test_checkpoint_of_another_model(user_files, capsys):
 
 def test_negative_k(tmp_path, capsys):
     _fails(["--k", "0", "--output", str(tmp_path)], capsys, "--k must be at least 1")
+
+
+def test_zero_threads(tmp_path, capsys):
+    _fails(["--threads", "0", "--output", str(tmp_path)], capsys, "--threads must be at least 1")

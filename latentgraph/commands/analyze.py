@@ -50,6 +50,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     run_ = parser.add_argument_group("run")
     run_.add_argument("--seed", type=int, default=0, help="seed of training and batch draws (default: %(default)s)")
     run_.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
+    run_.add_argument("--threads", type=int, default=None,
+                      help="CPU threads for PyTorch; 1 is often faster on a busy machine (default: PyTorch's)")
     run_.add_argument("--output", default="latentgraph-report", metavar="DIR", help="report folder (default: %(default)s)")
     run_.add_argument("--no-plots", dest="plots", action="store_false", help="skip the two figures")
 
@@ -61,10 +63,12 @@ def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze
     from ..seed import seed_everything
 
-    for name in ("k", "batch_size", "batches", "epochs"):
+    for name in ("k", "batch_size", "batches", "epochs", "threads"):
         low = 0 if name == "epochs" else 1
-        if getattr(args, name) < low:
+        if getattr(args, name) is not None and getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     seed_everything(args.seed)
 
