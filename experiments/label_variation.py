@@ -109,9 +109,13 @@ OPTIMIZERS = {
 
 def train(model: nn.Module, objective, split, epochs: int, lr: float, batch_size: int, seed: int,
           optimizer: str = "adam") -> nn.Module:
-    """Train on the training split with the given objective; returns the model in eval mode."""
+    """Train on the training split with the given objective, then re-estimate the BatchNorm
+    statistics over the training set (``torch.optim.swa_utils.update_bn``: the running averages
+    lag the fast-moving weights — seed 0 on MNIST-5k, 8 Adam epochs at 3e-3: 11.2 % test error
+    in eval mode before, 3.2 % after); returns the model in eval mode."""
     loader = make_loader(split.x_train, split.y_train, batch_size, shuffle=True, seed=seed)
     Trainer(model, objective, OPTIMIZERS[optimizer](lr), seed=seed, progress=False).fit(loader, epochs)
+    torch.optim.swa_utils.update_bn(loader, model)
     return model.eval()
 
 
@@ -178,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relative-corruptions", nargs="+", default=RELATIVE_CORRUPTIONS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    parser.add_argument("--tag", default="", help="suffix of the output file names")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -190,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         per_seed_errors.append(errors)
         rows += seed_rows
         print(f"seed {seed} done at {time.perf_counter() - start:.0f}s", flush=True)
-    write_csv(args.output / "label_variation.csv", rows)
+    write_csv(args.output / f"label_variation{args.tag}.csv", rows)
 
     columns = {
         "clean_error": ("clean error %", 100.0, 2),
@@ -206,9 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (f"{table}\nDataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, Adam lr {args.lr}, "
             f"batch {args.batch_size}, SmallCNN width {args.width}; {elapsed:.0f} s on {machine()}; {stamp}.\n")
-    write_atomic(args.output / "label_variation.md", text)
+    write_atomic(args.output / f"label_variation{args.tag}.md", text)
     plot_corruption_errors({name: mean_errors([e[name] for e in per_seed_errors]) for name in per_seed_errors[0]},
-                           args.output / "label_variation_corruptions.png",
+                           args.output / f"label_variation{args.tag}_corruptions.png",
                            title="test error per severity (mean over seeds)")
     print(text)
     return 0
