@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from .capture import capture, layer_names
-from .graphs import latent_graph
+from .graphs import latent_graph, resolve_similarity
 from .gsp import label_variation
 from .validation import check_features, check_k, check_labels
 
@@ -53,12 +53,15 @@ class LayerStats:
     Attributes:
         layer (str): the layer's module name (``"input"`` for the input).
         dim (int): features per sample at this layer (flattened).
+        similarity (str): the similarity used, ``"auto"`` resolved (cosine
+            for non-negative features, RBF otherwise).
         values (dict[str, list[float]]): for each name in :data:`STATS`, the
             value on each batch.
     """
 
     layer: str
     dim: int
+    similarity: str
     values: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STATS})
 
     def mean(self, stat: str) -> float:
@@ -104,11 +107,12 @@ class AnalysisResult:
         return [stats.layer for stats in self.layers]
 
     def rows(self) -> list[dict[str, object]]:
-        """One flat dict per layer: ``layer``, ``depth``, ``dim`` and
+        """One flat dict per layer: ``layer``, ``depth``, ``dim``, ``similarity`` and
         ``<stat>_mean`` / ``<stat>_std`` for each statistic."""
         rows = []
         for depth, stats in enumerate(self.layers):
-            row: dict[str, object] = {"layer": stats.layer, "depth": depth, "dim": stats.dim}
+            row: dict[str, object] = {"layer": stats.layer, "depth": depth, "dim": stats.dim,
+                                      "similarity": stats.similarity}
             for stat in STATS:
                 row[f"{stat}_mean"] = stats.mean(stat)
                 row[f"{stat}_std"] = stats.std(stat)
@@ -116,10 +120,10 @@ class AnalysisResult:
         return rows
 
     def _cells(self) -> tuple[list[str], list[list[str]]]:
-        header = ["layer", "dim", *STATS.values()]
+        header = ["layer", "dim", "similarity", *STATS.values()]
         body = []
         for stats in self.layers:
-            cells = [stats.layer, str(stats.dim)]
+            cells = [stats.layer, str(stats.dim), stats.similarity]
             for stat in STATS:
                 digits = 1 if stat in ("edges", "mean_degree") else 4
                 cells.append(f"{stats.mean(stat):.{digits}f} ± {stats.std(stat):.{digits}f}")
@@ -369,6 +373,7 @@ def analyze(
 
     modules = [name for name in layers if name != INPUT]
     dims: dict[str, int] = {}
+    similarities: dict[str, str] = {}
     stats: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STATS} for name in layers}
     graphs: dict[str, list[Data]] = {name: [] for name in layers}
     batches = _draw_batches(n, batch_size, num_batches, seed)
@@ -386,6 +391,7 @@ def analyze(
                 features = {name: xb if name == INPUT else acts[name] for name in layers}
                 for name, g in latent_graph(features, yb, k=k, similarity=similarity, normalize=normalize).items():
                     dims[name] = g.x.shape[1]
+                    similarities[name] = resolve_similarity(g.x, similarity)
                     for stat, value in _graph_stats(g, yb).items():
                         stats[name][stat].append(value)
                     graphs[name].append(g.cpu())
@@ -396,7 +402,7 @@ def analyze(
     settings = {"k": k, "similarity": similarity, "normalize": normalize,
                 "batch_size": batch_size, "num_batches": num_batches, "seed": seed}
     return AnalysisResult(
-        layers=[LayerStats(name, dims[name], stats[name]) for name in layers],
+        layers=[LayerStats(name, dims[name], similarities[name], stats[name]) for name in layers],
         graphs=graphs,
         settings=settings,
     )

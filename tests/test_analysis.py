@@ -62,6 +62,7 @@ def test_statistics_match_hand_computation():
         for stat in STATS:
             assert result[name].values[stat] == pytest.approx([expected[stat]], rel=1e-5), (name, stat)
     assert result["relu"].dim == 5 and result["input"].dim == 3
+    assert result["relu"].similarity == result["input"].similarity == "cosine"  # "auto", non-negative
 
 
 def test_mean_and_std_over_disjoint_batches():
@@ -119,6 +120,7 @@ def test_default_layers_are_input_and_children():
     result = analyze(model, torch.randn(10, 3), torch.arange(10) % 2, k=2, batch_size=10, num_batches=1)
     assert result.names == ["input", "a", "b"]
     assert [s.dim for s in result.layers] == [3, 4, 2]
+    assert result["input"].similarity == "rbf"  # "auto" on features with negative values
 
 
 # ---- bad input -------------------------------------------------------------------------------
@@ -200,7 +202,7 @@ def test_model_not_a_module():
 # ---- tables, report and graphs file ----------------------------------------------------------
 
 def _hand_result() -> AnalysisResult:
-    stats = LayerStats("input", 4, {"edges": [10.0, 12.0], "mean_degree": [2.0, 2.4],
+    stats = LayerStats("input", 4, "cosine", {"edges": [10.0, 12.0], "mean_degree": [2.0, 2.4],
                                     "label_variation": [0.5, 0.7], "label_variation_normalized": [0.25, 0.35]})
     settings = dict(k=2, similarity="auto", normalize=True, batch_size=10, num_batches=2, seed=0)
     return AnalysisResult(layers=[stats], graphs={}, settings=settings)
@@ -208,9 +210,9 @@ def _hand_result() -> AnalysisResult:
 
 def test_tables_show_mean_and_sample_std():
     result = _hand_result()  # std of (10, 12) with ddof = 1 is √2
-    assert result.to_markdown().splitlines()[2] == "| input | 4 | 11.0 ± 1.4 | 2.2 ± 0.3 | 0.6000 ± 0.1414 | 0.3000 ± 0.0707 |"
+    assert result.to_markdown().splitlines()[2] == "| input | 4 | cosine | 11.0 ± 1.4 | 2.2 ± 0.3 | 0.6000 ± 0.1414 | 0.3000 ± 0.0707 |"
     assert result.format_table().splitlines()[2].split() == \
-        ["input", "4", "11.0", "±", "1.4", "2.2", "±", "0.3", "0.6000", "±", "0.1414", "0.3000", "±", "0.0707"]
+        ["input", "4", "cosine", "11.0", "±", "1.4", "2.2", "±", "0.3", "0.6000", "±", "0.1414", "0.3000", "±", "0.0707"]
     row = list(csv.DictReader(result.to_csv().splitlines()))[0]
     assert float(row["edges_std"]) == pytest.approx(math.sqrt(2))
     assert float(row["label_variation_normalized_mean"]) == pytest.approx(0.3)
