@@ -13,16 +13,22 @@ in the same run:
 
 The teacher's features have the teacher's widths (SmallCNN width 32; for
 ResNet-18 the same network, i.e. a ResNet-18 teacher). Medians over
-``--repeats`` timings after one warm-up.
+``--repeats`` timings after one warm-up; on the CPU the timings are this
+process's CPU time (one thread by default), so that other jobs on a shared
+machine do not distort the ratios.
 
-    python benchmarks/loss_overhead.py               # CPU, both networks
+    python benchmarks/loss_overhead.py --output benchmarks/results/loss_overhead.md   # CPU, both networks
     python benchmarks/loss_overhead.py --device cuda
 """
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -41,14 +47,17 @@ def _sync(device: torch.device) -> None:
 
 
 def _median_time(fn, repeats: int, device: torch.device) -> float:
+    """Median over ``repeats`` calls after one warm-up: this process's CPU time
+    on the CPU (robust to other jobs on a shared machine), wall time on CUDA."""
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     fn()  # warm-up
     times = []
     for _ in range(repeats):
         _sync(device)
-        start = time.perf_counter()
+        start = clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
 
 
@@ -79,6 +88,8 @@ def benchmark(name, student, teacher, x, y, layers, repeats, device) -> list[tup
         f"GKD ({len(layers)} layers)": (GKDLoss(), s_blocks, t_blocks, True),
         f"GKD inter-class ({len(layers)} layers)": (GKDLoss(edges="inter_class"), s_blocks, t_blocks, True),
         f"GKD k=10 ({len(layers)} layers)": (GKDLoss(k=10), s_blocks, t_blocks, False),
+        f"GKD (last layer only: {layers[-1]})": (GKDLoss(), s_blocks[-1:], t_blocks[-1:], False),
+        "GKD (embedding)": (GKDLoss(), [s_emb], [t_emb], False),
         "RKD distance+angle (embedding)": (RKDLoss(), [s_emb], [t_emb], False),
         "EGA with 256-d heads (embedding)": (ega, [s_emb], [t_emb], False),
     }
@@ -105,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=10, help="timings per case for the CPU student")
     parser.add_argument("--resnet-repeats", type=int, default=3, help="timings per case for ResNet-18")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-resnet", action="store_true")
+    parser.add_argument("--output", type=Path, default=None, help="also write the table to this Markdown file")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -120,10 +132,18 @@ def main(argv: list[str] | None = None) -> int:
         results += benchmark("ResNet-18, B=128, 32×32", ResNet18(), ResNet18(),
                              torch.rand(128, 3, 32, 32, device=device), y128, ["block2", "block3", "block4"],
                              args.resnet_repeats, device)
-    print(f"device: {device}, threads: {torch.get_num_threads()}, torch {torch.__version__}")
-    print("| case | ms | ratio to one training step |\n|---|---|---|")
-    for label, seconds, ratio in results:
-        print(f"| {label} | {1000 * seconds:.1f} | {100 * ratio:.1f} % |")
+    clock = "wall" if device.type == "cuda" else "CPU"
+    lines = [f"device: {device}, threads: {torch.get_num_threads()}, torch {torch.__version__}",
+             f"| case | {clock} ms | ratio to one training step |", "|---|---|---|"]
+    lines += [f"| {label} | {1000 * seconds:.1f} | {100 * ratio:.1f} % |" for label, seconds, ratio in results]
+    print("\n".join(lines))
+    if args.output is not None:
+        header = (f"# Loss overhead\n\nCommand: `python benchmarks/loss_overhead.py {' '.join(sys.argv[1:])}` "
+                  f"({platform.machine()}, {time.strftime('%Y-%m-%d', time.gmtime())})\n\n")
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.output.with_suffix(args.output.suffix + ".tmp")
+        tmp.write_text(header + "\n".join(lines) + "\n")
+        os.replace(tmp, args.output)
     return 0
 
 
