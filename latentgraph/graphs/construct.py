@@ -77,20 +77,17 @@ def _neighbour_pairs(
         idx, value = knn_indices(xf, k, sim, backend), None
     row = torch.arange(num, device=xf.device).repeat_interleave(k)
     col = idx.flatten()
-    pair, inverse = torch.unique(torch.minimum(row, col) * num + torch.maximum(row, col), return_inverse=True)
-    if symmetrize == "mutual":
-        both = torch.bincount(inverse, minlength=pair.numel()) == 2
+    # every choice i → j stands for both directed keys (i, j) and (j, i): a key
+    # chosen from both ends appears twice, and takes the larger value of the two
+    keys, inverse, counts = torch.unique(torch.cat([row * num + col, col * num + row]), sorted=True,
+                                         return_inverse=True, return_counts=True)
     if value is not None:
-        reduce = "amax" if sim != "rbf" else "amin"
-        value = torch.full_like(pair, 0, dtype=value.dtype).scatter_reduce(0, inverse, value, reduce, include_self=False)
+        reduce = "amax" if sim != "rbf" else "amin"  # larger similarity = smaller distance
+        value = torch.zeros(keys.numel(), dtype=value.dtype, device=value.device).scatter_reduce(
+            0, inverse, torch.cat([value, value]), reduce, include_self=False)
     if symmetrize == "mutual":
-        pair, value = pair[both], (value[both] if value is not None else None)
-    lo, hi = pair // num, pair % num
-    keys = torch.cat([lo * num + hi, hi * num + lo])
-    order = keys.argsort()
-    keys = keys[order]
-    if value is not None:
-        value = torch.cat([value, value])[order]
+        both = counts == 2
+        keys, value = keys[both], (value[both] if value is not None else None)
     return keys // num, keys % num, value
 
 
