@@ -19,7 +19,6 @@ import numpy as np
 import pygsp
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import to_dense_adj
@@ -159,12 +158,15 @@ def label_variation(g: GraphLike, y: Tensor | None = None, normalized: bool = Fa
         if y is None:
             raise ValueError("`y` is required (the graph carries no labels)")
     if isinstance(graph, Tensor):
-        num, weight, device = graph.shape[0], graph, graph.device
+        y = check_labels(y, graph.shape[0], graph.device)
+        weight, differ = graph, y[:, None] != y[None, :]
     else:
-        num, weight, device = graph[2], graph[1], graph[1].device
-    y = check_labels(y, num, device)
-    onehot = F.one_hot(y, int(y.max()) + 1).to(weight.dtype) if num else weight.new_zeros(0, 1)
-    sigma = total_variation(g, onehot)
+        edge_index, weight, num = graph
+        y = check_labels(y, num, weight.device)
+        _check_undirected(edge_index, weight.detach(), num)
+        differ = y[edge_index[0]] != y[edge_index[1]]
+    # Σ over ordered pairs = 2 Σ_{i<j}: exactly tr(VᵀLV), and exactly 0 for one class
+    sigma = (weight * differ).sum()
     if not normalized:
         return sigma
     total = weight.sum()

@@ -59,8 +59,18 @@ def test_label_variation_by_hand_and_normalized_share():
     assert lg.label_variation(data).item() == pytest.approx(2 * inter)
 
 
+def test_label_variation_is_the_trace_form_on_random_graphs():
+    adj = random_graph(12, 5)
+    y = torch.randint(0, 4, (12,), generator=torch.Generator().manual_seed(5))
+    onehot = torch.nn.functional.one_hot(y, 4).double()
+    expected = torch.trace(onehot.T @ lg.laplacian(adj) @ onehot)
+    assert torch.allclose(lg.label_variation(adj, y), expected)
+    assert torch.allclose(lg.label_variation(as_data(adj), y), expected)
+
+
 def test_label_variation_of_a_single_class_or_no_edges_is_zero():
     adj = random_graph(6, 0)
+    assert lg.label_variation(adj, torch.zeros(6, dtype=torch.long)) == 0  # exactly, not ~1e-7
     assert lg.label_variation(adj, torch.zeros(6, dtype=torch.long), normalized=True) == 0
     assert lg.label_variation(torch.zeros(4, 4), torch.arange(4), normalized=True) == 0
 
