@@ -162,8 +162,8 @@ class AttentionTransferLoss(nn.Module):
     :math:`\beta/2` with :math:`\beta = 10^3`. The :math:`1/2` is inside this
     loss, so an objective weight :math:`\lambda = \beta = 1000` reproduces the
     reference loss exactly. (The paper writes the unsquared p-norm
-    :math:`\frac{\beta}{2}\lVert \cdot \rVert_p`; the released code, whose
-    numbers the paper reports, uses the squared mean form above.)
+    :math:`\frac{\beta}{2}\lVert \cdot \rVert_p`; the authors' released
+    code uses the squared mean form above.)
     The channel counts of student and teacher may differ.
 
     Args:
