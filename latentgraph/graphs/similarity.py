@@ -96,8 +96,14 @@ def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tens
     """
     similarity = resolve_similarity(x, similarity)
     if similarity in ("cosine", "pearson"):
-        u = _unit_rows(x, centre=similarity == "pearson")
-        return u @ u.T
+        if similarity == "pearson":
+            x = x - x.mean(dim=1, keepdim=True)
+        # normalize the B×B Gram matrix rather than the B×D rows: cheaper forward and backward
+        gram = x @ x.T
+        sq = gram.diagonal()
+        eps = torch.finfo(x.dtype).tiny ** 0.5  # a zero row gets norm eps, hence similarity 0
+        norm = torch.where(sq > eps * eps, sq, torch.full_like(sq, eps * eps)).sqrt()
+        return gram / (norm[:, None] * norm[None, :])
     d2 = squared_distances(x)
     if sigma is None:
         off = ~torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
