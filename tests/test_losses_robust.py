@@ -110,6 +110,10 @@ def test_label_variation_loss_bad_inputs():
         LabelVariationLoss(k=2)(torch.full((4, 3), float("nan")), torch.tensor([0, 1, 0, 1]))
     with pytest.raises(ValueError, match="similarity"):
         LabelVariationLoss(similarity="manhattan")
+    with pytest.raises(ValueError, match="`k` must be at least 1"):
+        LabelVariationLoss(k=0)
+    with pytest.raises(TypeError, match="`k` must be an int or None"):
+        LabelVariationLoss(k=2.0)
 
 
 def test_label_variation_loss_repr():
@@ -174,6 +178,8 @@ def test_smoothness_bad_inputs():
         LaplacianSmoothnessLoss()([torch.rand(4, 3), torch.rand(5, 3)], y)
     with pytest.raises(ValueError, match="power"):
         LaplacianSmoothnessLoss(power=0)
+    with pytest.raises(ValueError, match="`k` must be at least 1"):
+        LaplacianSmoothnessLoss(k=-1)
 
 
 def test_relu_layer_names_of_small_cnn():

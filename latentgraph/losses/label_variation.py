@@ -10,6 +10,22 @@ from latentgraph.graphs.similarity import SIMILARITIES
 from latentgraph.validation import check_choice, check_features, check_labels
 
 
+def check_neighbours(k: object, name: str = "k") -> int | None:
+    """Validate a neighbour count given before the batch size is known: ``None`` or an int ≥ 1.
+
+    Example:
+        >>> check_neighbours(None), check_neighbours(5)
+        (None, 5)
+    """
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"`{name}` must be an int or None, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"`{name}` must be at least 1 (or None for the complete graph), got {k}")
+    return k
+
+
 class LabelVariationLoss(nn.Module):
     r"""Label variation of the latent geometry graph of a batch of features.
 
@@ -67,7 +83,7 @@ class LabelVariationLoss(nn.Module):
     def __init__(self, k: int | None = 10, similarity: str = "auto", normalize: bool = False,
                  normalized: bool = True) -> None:
         super().__init__()
-        self.k = k
+        self.k = check_neighbours(k)
         self.similarity = check_choice(similarity, "similarity", SIMILARITIES)
         self.normalize = bool(normalize)
         self.normalized = bool(normalized)

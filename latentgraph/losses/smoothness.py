@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.graphs.construct import dense_adjacency
+from latentgraph.losses.label_variation import check_neighbours
 from latentgraph.gsp import laplacian
 from latentgraph.validation import check_features, check_labels, check_same_batch
 
@@ -96,7 +97,7 @@ class LaplacianSmoothnessLoss(nn.Module):
         super().__init__()
         if isinstance(power, bool) or not isinstance(power, int) or power < 1:
             raise ValueError(f"`power` must be an int ≥ 1, got {power!r}")
-        self.k = k
+        self.k = check_neighbours(k)
         self.power = power
 
     def layer_smoothness(self, layers: Sequence[Tensor], y: Tensor) -> list[Tensor]:
