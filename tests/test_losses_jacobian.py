@@ -173,6 +173,12 @@ def test_error_constructor_arguments():
         FullJacobianMatchingLoss("a", ["a"])
     with pytest.raises(TypeError, match="layers"):
         BiasJacobianPenalty("block3")
+    with pytest.raises(ValueError, match="at least one layer"):
+        BiasJacobianPenalty([])
+    with pytest.raises(ValueError, match="output_weight must be a finite number"):
+        FullJacobianMatchingLoss(["a"], ["a"], output_weight=float("nan"))
+    with pytest.raises(TypeError, match="input_weight must be a number"):
+        FullJacobianMatchingLoss(["a"], ["a"], input_weight="1")
 
 
 def test_repr():
@@ -238,6 +244,10 @@ def test_objective_bad_input():
         JacobianDistillationObjective(SmallCNN(width=4), method="attention")
     with pytest.raises(ValueError, match="attention_weight"):
         JacobianDistillationObjective(SmallCNN(width=4), method="ce", attention_weight=-1)
+    with pytest.raises(ValueError, match="bias_weight"):
+        JacobianDistillationObjective(SmallCNN(width=4), method="ce", bias_weight=float("nan"))
+    with pytest.raises(TypeError, match="`weight` must be a number"):
+        BiasJacobianObjective(["block3.1"], weight="1")
     with pytest.raises(TypeError, match="teacher"):
         JacobianDistillationObjective("teacher")
     with pytest.raises(ValueError, match="at least one"):

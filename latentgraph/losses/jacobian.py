@@ -16,6 +16,7 @@ activations.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -86,6 +87,8 @@ class BiasJacobianPenalty(nn.Module):
         super().__init__()
         if layers is not None and (isinstance(layers, str) or not all(isinstance(n, str) for n in layers)):
             raise TypeError("layers must be None or a sequence of layer names")
+        if layers is not None and not layers:
+            raise ValueError("layers must name at least one layer (or be None for every captured layer)")
         self.layers = None if layers is None else list(layers)
 
     def forward(self, jacobian: JacobianArg) -> Tensor:
@@ -194,8 +197,10 @@ class FullJacobianMatchingLoss(nn.Module):
                              f"and {len(teacher_layers)} names")
         for name, value in (("output_weight", output_weight), ("input_weight", input_weight),
                             ("bias_weight", bias_weight)):
-            if value < 0:
-                raise ValueError(f"{name} must be non-negative, got {value}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         self.student_layers, self.teacher_layers = list(student_layers), list(teacher_layers)
         self.output_weight, self.input_weight, self.bias_weight = output_weight, input_weight, bias_weight
         self.input_matching = InputJacobianMatchingLoss(normalize=normalize)

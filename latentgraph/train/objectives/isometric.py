@@ -4,7 +4,6 @@ hierarchical stack (``"stacked_isometric"``).
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Sequence
 
 import torch.nn.functional as F
@@ -15,16 +14,9 @@ from latentgraph.losses.isometry import IsometryLoss
 from latentgraph.validation import check_choice, check_tensor
 
 from .registry import register_objective
+from .regularized import check_weight
 
 __all__ = ["IsometricObjective", "StackedIsometricObjective"]
-
-
-def _check_beta(beta: object) -> float:
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)):
-        raise TypeError(f"`beta` must be a number, got {type(beta).__name__}")
-    if not (math.isfinite(beta) and beta >= 0):
-        raise ValueError(f"`beta` must be a finite number >= 0, got {beta}")
-    return float(beta)
 
 
 @register_objective("isometric")
@@ -64,7 +56,7 @@ class IsometricObjective:
     """
 
     def __init__(self, beta: float = 1.0, layer: str = "lil", scale: float = 1.0, scope: str = "class") -> None:
-        self.beta = _check_beta(beta)
+        self.beta = check_weight(beta, "beta")
         if not isinstance(layer, str) or not layer:
             raise ValueError(f"`layer` must be a module name, got {layer!r}")
         self.layer = layer
@@ -128,7 +120,7 @@ class StackedIsometricObjective:
     """
 
     def __init__(self, beta: float = 1.0, scale: float = 1.0, scope: str = "class", reference: str = "level") -> None:
-        self.beta = _check_beta(beta)
+        self.beta = check_weight(beta, "beta")
         self.isometry = IsometryLoss(scale=scale, scope=scope)
         self.reference = check_choice(reference, "reference", ("level", "data"))
 

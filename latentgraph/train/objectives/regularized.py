@@ -23,7 +23,8 @@ from .registry import register_objective
 __all__ = ["LabelVariationObjective", "LaplacianSmoothnessObjective", "ParsevalObjective"]
 
 
-def _check_weight(value: object, name: str) -> float:
+def check_weight(value: object, name: str) -> float:
+    """A finite weight ≥ 0 as a float; :class:`TypeError` for a non-number, :class:`ValueError` otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
     if not (math.isfinite(value) and value >= 0):
@@ -69,7 +70,7 @@ class LabelVariationObjective:
         self.loss = LabelVariationLoss(k=k, similarity=similarity, normalize=normalize, normalized=normalized)
         self.layer = layer
         self.cross_entropy = bool(cross_entropy)
-        self.weight = _check_weight(weight, "weight")
+        self.weight = check_weight(weight, "weight")
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
@@ -128,7 +129,7 @@ class LaplacianSmoothnessObjective:
 
     def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
-        self.gamma = _check_weight(gamma, "gamma")
+        self.gamma = check_weight(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
         self.layers = None if layers is None else list(layers)
         self.apply_relu = bool(apply_relu)
@@ -177,10 +178,10 @@ class ParsevalObjective:
     """
 
     def __init__(self, retraction: float = 0.01, penalty: float = 0.0) -> None:
-        self.retraction = _check_weight(retraction, "retraction")
+        self.retraction = check_weight(retraction, "retraction")
         if self.retraction > 1:
             raise ValueError(f"`retraction` must be in [0, 1], got {retraction}")
-        self.penalty_weight = _check_weight(penalty, "penalty")
+        self.penalty_weight = check_weight(penalty, "penalty")
         self.penalty = ParsevalPenalty()
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
