@@ -127,6 +127,8 @@ def test_bad_inputs():
         pgd(model, x, y, eps=0.1, step_size=0.1, steps=0)
     with pytest.raises(ValueError, match="`y`"):
         fgsm(model, x, y[:2], eps=0.1)
+    with pytest.raises(TypeError, match="`y` must hold integer class labels"):
+        pgd(model, x, y.float(), eps=0.1, step_size=0.1, steps=1)
     with pytest.raises(ValueError, match="scalar"):
         fgsm(model, x, y, eps=0.1, loss_fn=lambda m, a, b: m(a))
 

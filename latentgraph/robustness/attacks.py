@@ -68,6 +68,8 @@ def _check_nonnegative(value: object, name: str) -> float:
 
 def _check_targets(y: object, x: Tensor) -> Tensor:
     y = check_tensor(y, "y")
+    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
+        raise TypeError(f"`y` must hold integer class labels, got dtype {y.dtype}")
     if y.dim() != 1 or y.shape[0] != x.shape[0]:
         raise ValueError(f"`y` must have shape [{x.shape[0]}], got {tuple(y.shape)}")
     if y.device != x.device:
