@@ -231,6 +231,8 @@ def test_error_input_cannot_take_gradients():
         full_jacobian(net, torch.ones(2, 3, dtype=torch.long))
     with pytest.raises(TypeError, match="x must be a tensor"):
         full_jacobian(net, [[1.0, 2.0, 3.0]])
+    with pytest.raises(ValueError, match="x contains NaN"):
+        full_jacobian(net, torch.tensor([[1.0, float("nan"), 0.0]]))
 
 
 def test_error_layer_names():

@@ -286,6 +286,8 @@ def decompose(
         raise TypeError(f"x must be a floating-point tensor to take gradients, got dtype {x.dtype}")
     if x.dim() < 2 or x.shape[0] == 0:
         raise ValueError(f"x must be a non-empty batch B×…, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
     _check_model(model, strict, batch_statistics)
     uses_batch_stats = any(isinstance(m, _BatchNorm) and (m.training or not m.track_running_stats)
                            for m in model.modules())
