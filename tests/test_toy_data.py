@@ -133,3 +133,11 @@ def test_bad_arguments():
         noisy_torus(10, regions=(0, 2))
     with pytest.raises(ValueError, match="minor_radius"):
         noisy_torus(10, major_radius=1.0, minor_radius=1.0)
+    with pytest.raises(TypeError, match="`major_radius` must be a number"):
+        noisy_torus(10, major_radius="2")
+    with pytest.raises(ValueError, match="`minor_radius` must be a finite number > 0"):
+        noisy_torus(10, minor_radius=float("nan"))
+    with pytest.raises(TypeError, match="`seed` must be an int"):
+        entangled_rings(10, seed="0")
+    with pytest.raises(TypeError, match="`seed` must be an int"):
+        noisy_torus(10, seed=1.5)

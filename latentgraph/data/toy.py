@@ -20,12 +20,19 @@ def _check_count(n: object, name: str, minimum: int) -> int:
     return n
 
 
-def _check_noise(noise: object) -> float:
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)):
-        raise TypeError(f"`noise` must be a number, got {type(noise).__name__}")
-    if not (math.isfinite(noise) and noise >= 0):
-        raise ValueError(f"`noise` must be a finite number >= 0, got {noise}")
-    return float(noise)
+def _check_number(value: object, name: str, positive: bool = False) -> float:
+    """A finite number ≥ 0 (> 0 with ``positive``) as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise ValueError(f"`{name}` must be a finite number {'>' if positive else '>='} 0, got {value}")
+    return float(value)
+
+
+def _generator(seed: object) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
+    return torch.Generator().manual_seed(seed)
 
 
 def entangled_rings(n: int = 1000, noise: float = 0.0, seed: int = 0, radius: float = 1.0) -> tuple[Tensor, Tensor]:
@@ -59,12 +66,9 @@ def entangled_rings(n: int = 1000, noise: float = 0.0, seed: int = 0, radius: fl
         True
     """
     n = _check_count(n, "n", 2)
-    noise = _check_noise(noise)
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)):
-        raise TypeError(f"`radius` must be a number, got {type(radius).__name__}")
-    if not (math.isfinite(radius) and radius > 0):
-        raise ValueError(f"`radius` must be a finite number > 0, got {radius}")
-    g = torch.Generator().manual_seed(seed)
+    noise = _check_number(noise, "noise")
+    radius = _check_number(radius, "radius", positive=True)
+    g = _generator(seed)
     sizes = (n - n // 2, n // 2)
     t = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
     cos, sin, zero = radius * torch.cos(t), radius * torch.sin(t), torch.zeros(n, dtype=torch.float64)
@@ -128,16 +132,18 @@ def noisy_torus(
         True
     """
     n = _check_count(n, "n", 1)
-    noise = _check_noise(noise)
+    noise = _check_number(noise, "noise")
     if not isinstance(regions, (tuple, list)) or len(regions) == 0:
         raise ValueError(f"`regions` must be a non-empty tuple of ints, got {regions!r}")
     counts = [_check_count(c, "regions", 1) for c in regions]
     for a, b in zip(counts, counts[1:]):
         if max(a, b) % min(a, b):
             raise ValueError(f"`regions` must be nested: each count must divide the next or be divided by it, got {a} and {b}")
-    if not (0 < minor_radius < major_radius):
+    major_radius = _check_number(major_radius, "major_radius", positive=True)
+    minor_radius = _check_number(minor_radius, "minor_radius", positive=True)
+    if not minor_radius < major_radius:
         raise ValueError(f"need 0 < minor_radius < major_radius, got {minor_radius} and {major_radius}")
-    g = torch.Generator().manual_seed(seed)
+    g = _generator(seed)
     u = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
     v = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
     ring = major_radius + minor_radius * torch.cos(v)
