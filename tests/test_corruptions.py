@@ -257,3 +257,4 @@ def test_cifar10c_errors_of_a_fixed_model(tmp_path):
     from latentgraph.robustness import cifar10c_errors
 
     assert cifar10c_errors(Threshold(), tmp_path, ["contrast"]) == {"contrast": [0.0, 0.0, 0.0, 0.0, 0.5]}
+    assert cifar10c_errors(Threshold(), tmp_path, ["contrast"], severities=[5], device="cpu") == {"contrast": [0.5]}

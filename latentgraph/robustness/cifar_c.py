@@ -94,12 +94,13 @@ def cifar10c_errors(
     corruptions: Sequence[str] | None = None,
     severities: Sequence[int] = (1, 2, 3, 4, 5),
     batch_size: int = 256,
+    device: torch.device | str | None = None,
 ) -> dict[str, list[float]]:
     r"""Errors :math:`E_{s,c}` of ``model`` on the released CIFAR-10-C files in ``root``,
     ready for :func:`~latentgraph.robustness.mce` / :func:`~latentgraph.robustness.relative_mce`.
 
     Images are fed in :math:`[0, 1]` (put the normalization inside the model)
-    on the model's device.
+    on ``device``.
 
     Args:
         model (nn.Module): the classifier.
@@ -108,18 +109,27 @@ def cifar10c_errors(
             corruptions (:data:`CIFAR10C_CORRUPTIONS`).
         severities (list of int): severities to evaluate. (default: 1..5)
         batch_size (int): evaluation batch size. (default: :obj:`256`)
+        device (torch.device or str, optional): where the images go; ``None``
+            takes the device of the model's first parameter or buffer (the
+            files are read on the host, so a model without any stays there).
+            (default: :obj:`None`)
 
     Returns:
         dict[str, list[float]]: corruption → error per severity.
     """
     from latentgraph.robustness.metrics import error_rate
 
-    device = next(model.parameters()).device if any(True for _ in model.parameters()) else torch.device("cpu")
+    if device is None:
+        tensor = next(iter(model.parameters()), None)
+        tensor = next(iter(model.buffers()), None) if tensor is None else tensor
+        device = None if tensor is None else tensor.device
     out: dict[str, list[float]] = {}
     for name in CIFAR10C_CORRUPTIONS if corruptions is None else corruptions:
         errors = []
         for severity in severities:
             x, y = load_cifar10c(root, name, severity)
-            errors.append(error_rate(model, x.to(device), y.to(device), batch_size))
+            if device is not None:
+                x, y = x.to(device), y.to(device)
+            errors.append(error_rate(model, x, y, batch_size))
         out[name] = errors
     return out
