@@ -20,9 +20,7 @@ std over seeds) to ``--output``.
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import os
 import platform
 import statistics
 import sys
@@ -31,6 +29,7 @@ from pathlib import Path
 
 import torch
 
+from latentgraph.atomic import save_torch, write_csv, write_text
 from latentgraph.data import load_mnist5k, make_loader, per_class_subset
 from latentgraph.models import SmallCNN
 from latentgraph.seed import seed_everything
@@ -48,19 +47,7 @@ METHODS = {
     "ega": {"ega": {"layers": ["pool"]}},
 }
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["setting", "method", "seed", "error", "agreement", "seconds", "cpu_seconds"])
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(path, text.getvalue())
+FIELDS = ["setting", "method", "seed", "error", "agreement", "seconds", "cpu_seconds"]
 
 
 def _adam(lr: float):
@@ -83,9 +70,7 @@ def train_teacher(split, seed: int, epochs: int, batch_size: int, lr: float, cac
     loader = make_loader(split.x_train, split.y_train, batch_size, shuffle=True, seed=seed)
     Trainer(teacher, ClassificationObjective(), _adam(lr), _cosine(epochs), seed=seed, progress=False,
             metrics={}).fit(loader, epochs)
-    tmp = path.with_suffix(".tmp")
-    torch.save(teacher.state_dict(), tmp)
-    os.replace(tmp, path)
+    save_torch(teacher.state_dict(), path)
     return teacher.eval()
 
 
@@ -176,9 +161,9 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"setting": setting, "method": method, "seed": seed, **result})
                 print(f"seed {seed} | {setting} | {method:9s} | error {result['error']:.2f} % | "
                       f"agreement {result['agreement']:.2f} % | {result['seconds']:.1f} s", flush=True)
-                _write_csv(args.output / "distillation.csv", rows)  # after every run: partial results survive
+                write_csv(args.output / "distillation.csv", rows, FIELDS)  # after every run: partial results survive
     summary = _summary(rows, teachers, args, time.perf_counter() - begin)
-    _write_atomic(args.output / "distillation.md", summary)
+    write_text(args.output / "distillation.md", summary)
     print(summary)
     return 0
 
