@@ -4,36 +4,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from latentgraph.graphs.construct import dense_adjacency
-from latentgraph.graphs.knn import knn_indices
+from latentgraph.graphs.construct import adjacency_mask, dense_adjacency
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
-from latentgraph.validation import check_choice, check_k, check_labels
+from latentgraph.validation import check_choice
 
 EDGES = ("all", "intra_class", "inter_class")
-
-
-def knn_mask(x: Tensor, k: int) -> Tensor:
-    r"""0/1 :math:`B \times B` mask of the union-symmetrized cosine kNN graph of ``x``.
-
-    Entry :math:`(i, j)` is 1 when :math:`j` is among the ``k`` most
-    cosine-similar other samples of :math:`i`, or :math:`i` among those of :math:`j`.
-
-    Example:
-        >>> knn_mask(torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]), 1)
-        tensor([[0., 1., 0.],
-                [1., 0., 1.],
-                [0., 1., 0.]])
-    """
-    idx = knn_indices(x, k, "cosine")
-    mask = torch.zeros(x.shape[0], x.shape[0], dtype=x.dtype, device=x.device)
-    mask.scatter_(1, idx, 1.0)
-    return torch.maximum(mask, mask.T)
-
-
-def class_mask(y: Tensor, edges: str, dtype: torch.dtype) -> Tensor:
-    """0/1 mask keeping pairs of the same class (``"intra_class"``) or of distinct classes."""
-    same = y[:, None] == y[None, :]
-    return (same if edges == "intra_class" else ~same).to(dtype)
 
 
 class GKDLoss(nn.Module):
@@ -96,23 +71,16 @@ class GKDLoss(nn.Module):
 
     def forward(self, student: Layers, teacher: Layers, y: Tensor | None = None) -> Tensor:
         pairs = layer_pairs(student, teacher)
-        num = pairs[0][0].shape[0]
-        mask = None
-        if self.edges != "all":
-            if y is None:
-                raise ValueError(f"GKDLoss(edges={self.edges!r}) needs the class labels `y`")
-            y = check_labels(y, num, pairs[0][0].device)
-            mask = class_mask(y, self.edges, pairs[0][0].dtype)
+        if self.edges != "all" and y is None:
+            raise ValueError(f"GKDLoss(edges={self.edges!r}) needs the class labels `y`")
+        masked = self.k is not None or self.edges != "all"
         total = pairs[0][0].new_zeros(())
         for s, t in pairs:
             a_s = dense_adjacency(s, k=None, similarity="cosine", normalize=True)
             a_t = dense_adjacency(t, k=None, similarity="cosine", normalize=True)
-            pair_mask = mask
-            if self.k is not None:
-                knn = knn_mask(t, check_k(self.k, num))
-                pair_mask = knn if pair_mask is None else pair_mask * knn
-            if pair_mask is not None:
-                a_s, a_t = a_s * pair_mask, a_t * pair_mask
+            if masked:  # the teacher's kNN pattern and/or the class pattern, applied to both
+                mask = adjacency_mask(t, k=self.k, similarity="cosine", y=y, edges=self.edges).to(a_s.dtype)
+                a_s, a_t = a_s * mask, a_t * mask
             if self.power > 1:
                 a_s = torch.linalg.matrix_power(a_s, self.power)
                 a_t = torch.linalg.matrix_power(a_t, self.power)
