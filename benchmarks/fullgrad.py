@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 import latentgraph.jacobian as lj
+from latentgraph.atomic import write_text
 from latentgraph.models import SmallCNN
 from latentgraph.train.objectives.distillation import DistillationObjective
 from latentgraph.train.objectives.jacobian import JacobianDistillationObjective
@@ -126,10 +127,7 @@ def main() -> None:
     text = header + "\n" + "\n".join(saliency) + "\n\n" + "\n".join(distill) + "\n"
     print(text)
     if args.output is not None:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.output.with_name(f".{args.output.name}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.output)
+        write_text(args.output, text)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from collections.abc import Callable
 
 import torch
 
+from latentgraph.atomic import write_text
 from latentgraph.models import SmallCNN
 from latentgraph.train.objectives import ClassificationObjective
 from latentgraph.train.objectives.regularized import (
@@ -111,11 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{platform.machine()}, {os.cpu_count()} CPU cores visible, torch {torch.__version__}; {stamp}.\n")
     print(text)
     if args.output:
-        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-        tmp = args.output + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, args.output)
+        write_text(args.output, text)
     return 0
 
 

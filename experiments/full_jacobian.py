@@ -29,8 +29,6 @@ under ``--output`` (default ``experiments/results``).
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import platform
 import statistics
@@ -41,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentgraph.atomic import write_csv, write_text
 from latentgraph.data import load_digits, load_mnist5k, make_loader, per_class_subset
 from latentgraph.jacobian import fullgrad, gradient_times_input, save_saliency_overlays
 from latentgraph.models import SmallCNN
@@ -52,21 +51,6 @@ from latentgraph.train.objectives.jacobian import METHODS, BiasJacobianObjective
 BN_LAYERS = ["block1.1", "block2.1", "block3.1"]
 BLOCKS = ["block1", "block2", "block3"]
 REG_LAYERS = ["block3.0", "block3.1"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(path, buffer.getvalue())
 
 
 def _mean_std(values: list[float]) -> str:
@@ -123,11 +107,11 @@ def run_distill(args, out: Path) -> str:
                              "teacher_accuracy": round(teacher_acc, 2),
                              "seconds": round(time.perf_counter() - start, 1)})
                 print(rows[-1], flush=True)
-    _write_csv(out / "full_jacobian_distill.csv", rows)
+    write_csv(out / "full_jacobian_distill.csv", rows)
     teacher = _mean_std([r["teacher_accuracy"] for r in rows if r["method"] == "ce" and r["per_class"] == args.per_class[0]])
     md = (f"Teacher (SmallCNN width 16, all 1,437 digits): {teacher} % test accuracy.\n\n"
           + _table(rows, "method", "per_class", "test_accuracy", "method \\ images per class"))
-    _write_atomic(out / "full_jacobian_distill.md", md + "\n")
+    write_text(out / "full_jacobian_distill.md", md + "\n")
     return md
 
 
@@ -172,9 +156,9 @@ def run_regularize(args, out: Path) -> str:
                              "test_accuracy": round(_accuracy(model, x_te, y_te), 2),
                              "seconds": round(time.perf_counter() - start, 1)})
                 print(rows[-1], flush=True)
-    _write_csv(out / "full_jacobian_regularize.csv", rows)
+    write_csv(out / "full_jacobian_regularize.csv", rows)
     md = _table(rows, "method", "per_class", "test_accuracy", "method \\ images per class")
-    _write_atomic(out / "full_jacobian_regularize.md", md + "\n")
+    write_text(out / "full_jacobian_regularize.md", md + "\n")
     return md
 
 
@@ -237,7 +221,7 @@ def run_saliency(args, out: Path) -> str:
                              "spearman": round(float(rho.mean()), 4),
                              "spearman_foreground": round(float(rho_fg.mean()), 4)})
                 print(rows[-1], flush=True)
-    _write_csv(out / "full_jacobian_saliency.csv", rows)
+    write_csv(out / "full_jacobian_saliency.csv", rows)
     lines = ["| map | ρ, all layers re-initialized | ρ, block3 + head re-initialized "
              "| ρ on foreground pixels, all layers | ρ on foreground pixels, block3 + head |",
              "|---|---|---|---|---|"]
@@ -251,7 +235,7 @@ def run_saliency(args, out: Path) -> str:
           "seed (all 784 pixels, or only the pixels where the image is non-zero); target = the trained "
           "model's prediction.\n\n"
           + "\n".join(lines))
-    _write_atomic(out / "full_jacobian_saliency.md", md + "\n")
+    write_text(out / "full_jacobian_saliency.md", md + "\n")
     return md
 
 

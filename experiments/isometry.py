@@ -11,9 +11,7 @@ Writes CSV files, Markdown tables and PNG plots under ``--output``
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import io
 import os
 import platform
 import statistics
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from latentgraph.atomic import save_figure, write_csv, write_text
 from latentgraph.data import load_mnist5k, make_loader
 from latentgraph.data.toy import entangled_rings, noisy_torus
 from latentgraph.losses.isometry import IsometryLoss, pairwise_euclidean
@@ -38,21 +37,6 @@ PGD_BALL, PGD_STEPS = 0.5, 10
 
 
 # ---------------------------------------------------------------- helpers
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    _write_atomic(path, buffer.getvalue())
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
@@ -110,7 +94,7 @@ def run_mnist(seeds: list[int], out: Path, scale: float, epochs: int) -> str:
             rows.append(row)
             print(f"mnist beta={beta} seed={seed} clean={clean:.4f} iso={iso:.4g} "
                   f"fgsm@0.1={row['fgsm_objective_0.1']:.3f} ({row['seconds']} s)", flush=True)
-    _write_csv(out / f"mnist_K{scale:g}.csv", rows)
+    write_csv(out / f"mnist_K{scale:g}.csv", rows)
 
     for attack_loss in ("objective", "ce"):
         for attack, xs, xlabel in (("fgsm", FGSM_EPS, "FGSM ε (L∞)"), ("pgd", PGD_STEP_SIZES, "PGD step size (ball 0.5, 10 steps)")):
@@ -133,7 +117,7 @@ def run_mnist(seeds: list[int], out: Path, scale: float, epochs: int) -> str:
           _fmt([r["fgsm_ce_0.1"] for r in rs]), _fmt([r["pgd_ce_0.1"] for r in rs])]
          for beta, rs in by_beta.items()],
     )
-    _write_atomic(out / f"mnist_K{scale:g}.md", table)
+    write_text(out / f"mnist_K{scale:g}.md", table)
     return table
 
 
@@ -177,7 +161,7 @@ def run_rings(seeds: list[int], out: Path, n: int, noise: float, beta: float, ep
                         hist[(b, c)] = (d_in, d_out)
             rows.append(row)
             print(f"rings beta={b} seed={seed} test_acc={row['test_acc']:.3f} iso={row['test_isometry']:.4g}", flush=True)
-    _write_csv(out / "rings.csv", rows)
+    write_csv(out / "rings.csv", rows)
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.3))
     for c, ax in enumerate(axes):
@@ -192,10 +176,8 @@ def run_rings(seeds: list[int], out: Path, n: int, noise: float, beta: float, ep
     axes[0].set_ylabel("pairs (log scale)")
     axes[1].legend(fontsize=8)
     fig.tight_layout()
-    tmp = out / ".rings_distances.tmp.png"
-    fig.savefig(tmp, dpi=120)
+    save_figure(fig, out / "rings_distances.png", dpi=120)
     plt.close(fig)
-    os.replace(tmp, out / "rings_distances.png")
 
     table = _markdown_table(
         ["β", "train acc. (%)", "test acc. (%)", "test L_ISO", "corr(D_M, D_Φ) ring 0 / ring 1",
@@ -206,7 +188,7 @@ def run_rings(seeds: list[int], out: Path, n: int, noise: float, beta: float, ep
           f"{_fmt([r['ring0_rel_error'] for r in rs], 1.0, 3)} / {_fmt([r['ring1_rel_error'] for r in rs], 1.0, 3)}"]
          for b in (0.0, beta) for rs in [[r for r in rows if r["beta"] == b]]],
     )
-    _write_atomic(out / "rings.md", table)
+    write_text(out / "rings.md", table)
     return table
 
 
@@ -234,7 +216,7 @@ def run_torus(seeds: list[int], out: Path, n: int, regions: tuple[int, ...], bet
             rows.append(row)
             print(f"torus beta={b} seed={seed} " + " ".join(
                 f"L{lv}={row[f'level{lv}_test_acc']:.3f}" for lv in range(len(regions))), flush=True)
-    _write_csv(out / "torus.csv", rows)
+    write_csv(out / "torus.csv", rows)
     header = ["β"] + [f"level {lv} ({c} regions) test acc. (%)" for lv, c in enumerate(regions)] + \
              [f"level {lv} test L_ISO" for lv in range(len(regions))]
     body = []
@@ -243,7 +225,7 @@ def run_torus(seeds: list[int], out: Path, n: int, regions: tuple[int, ...], bet
         body.append([f"{b:g}"] + [_fmt([r[f"level{lv}_test_acc"] for r in rs]) for lv in range(len(regions))]
                     + [_fmt([r[f"level{lv}_test_isometry"] for r in rs], 1.0, 4) for lv in range(len(regions))])
     table = _markdown_table(header, body)
-    _write_atomic(out / "torus.md", table)
+    write_text(out / "torus.md", table)
     return table
 
 
@@ -285,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             args.seeds, args.output, args.torus_n, tuple(args.torus_regions), tuple(args.torus_betas), args.torus_epochs,
             args.torus_batch, args.torus_lr))
     report.append(f"\nTotal wall time: {time.perf_counter() - start:.0f} s.\n")
-    _write_atomic(args.output / "summary.md", "".join(report))
+    write_text(args.output / "summary.md", "".join(report))
     print("".join(report))
     return 0
 

@@ -25,8 +25,6 @@ writes ``label_variation.csv`` (one row per seed and classifier),
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import os
 import platform
 import statistics
@@ -38,6 +36,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from latentgraph.atomic import write_csv, write_text
 from latentgraph.data import load_digits, load_mnist5k, make_loader
 from latentgraph.eval import KNNClassifier, embedding_label_variation, extract_features, knn_probe, logistic_probe
 from latentgraph.models import SmallCNN
@@ -56,20 +55,6 @@ RELATIVE_CORRUPTIONS = ["impulse_noise", "gaussian_blur", "defocus_blur", "contr
 
 
 # ----------------------------------------------------------------- shared helpers (smoothness.py reuses them)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(path, buffer.getvalue())
 
 
 def mean_std(values: Sequence[float], scale: float = 100.0, digits: int = 1) -> str:
@@ -211,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = (f"{table}\nDataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, Adam lr {args.lr}, "
             f"batch {args.batch_size}, SmallCNN width {args.width}; {elapsed:.0f} s on {machine()}; {stamp}.\n")
-    write_atomic(args.output / f"label_variation{args.tag}.md", text)
+    write_text(args.output / f"label_variation{args.tag}.md", text)
     plot_corruption_errors({name: mean_errors([e[name] for e in per_seed_errors]) for name in per_seed_errors[0]},
                            args.output / f"label_variation{args.tag}_corruptions.png",
                            title="test error per severity (mean over seeds)")

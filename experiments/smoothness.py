@@ -39,9 +39,8 @@ from label_variation import (
     subset,
     summary_table,
     train,
-    write_atomic,
-    write_csv,
 )
+from latentgraph.atomic import write_csv, write_text
 from latentgraph.models import SmallCNN
 from latentgraph.robustness import (
     accuracy_curve,
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Dataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, {args.optimizer} lr {args.lr}, batch "
             f"{args.batch_size}, SmallCNN width {args.width}, m = {args.power}, Parseval β = {args.parseval_beta}; "
             f"{elapsed:.0f} s on {machine()}; {stamp}.\n")
-    write_atomic(args.output / f"smoothness{args.tag}.md", text)
+    write_text(args.output / f"smoothness{args.tag}.md", text)
     print(text)
     return 0
 

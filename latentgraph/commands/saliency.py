@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 HELP = "draw FullGrad saliency maps (full-Jacobian) for a few images, next to gradient × input"
@@ -43,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
+    from ..atomic import write_atomic
     from ..data import make_loader
     from ..jacobian import fullgrad, gradient_times_input
     from ..jacobian.plots import save_saliency_overlays
@@ -89,10 +89,8 @@ def run(args: argparse.Namespace) -> int:
     titles = [f"y={int(a)} pred={int(b)}" for a, b in zip(y, predicted)]
     figure = save_saliency_overlays(x.cpu(), {name: maps.cpu(), "gradient × input": baseline.cpu()},
                                     out / "saliency.png", titles=titles)
-    arrays = out / "saliency.npz"
-    tmp = out / ".saliency.tmp.npz"
-    np.savez(tmp, x=x.cpu().numpy(), y=y.numpy(), predicted=predicted.numpy(),
-             fullgrad=maps.cpu().numpy(), gradient_times_input=baseline.cpu().numpy())
-    os.replace(tmp, arrays)
+    arrays = write_atomic(out / "saliency.npz", lambda f: np.savez(
+        f, x=x.cpu().numpy(), y=y.numpy(), predicted=predicted.numpy(),
+        fullgrad=maps.cpu().numpy(), gradient_times_input=baseline.cpu().numpy()))
     print(f"{name} maps of {len(y)} images from {data_name} with {model_name}: {figure}, {arrays}")
     return 0

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from latentgraph.atomic import save_figure
+
 __all__ = ["save_saliency_overlays"]
 
 
@@ -62,13 +64,7 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
         if titles is not None:
             axes[0, i].set_title(titles[i], fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     try:
-        fig.savefig(tmp, dpi=dpi)
-        os.replace(tmp, path)
+        return save_figure(fig, path, dpi=dpi)
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
-    return path

@@ -1,18 +1,14 @@
 """Plots of robustness results, written to files (matplotlib, Agg backend)."""
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from latentgraph.atomic import save_figure
+
 
 def _save(fig: "object", path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_accuracy_curves(
