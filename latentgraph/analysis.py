@@ -366,7 +366,7 @@ def analyze(
         raise ValueError(f"`batch_size` must be at most the number of samples N = {n}, got {batch_size}")
     check_k(k, batch_size, "k")
     layers = list(default_layers(model) if layers is None else layers)
-    _check_layers(model, layers)
+    check_layers(model, layers)
     if device is None:
         device = next((p.device for p in model.parameters()), x.device)
     device = torch.device(device)
@@ -418,7 +418,9 @@ def _graph_stats(g: Data, y: Tensor) -> dict[str, float]:
     }
 
 
-def _check_layers(model: nn.Module, layers: list[str]) -> None:
+def check_layers(model: nn.Module, layers: list[str]) -> None:
+    """Raise :class:`ValueError` (:class:`TypeError`) unless ``layers`` are distinct
+    module names of ``model`` or :data:`INPUT`; the message lists the available names."""
     if not layers:
         raise ValueError("`layers` must name at least one layer")
     for name in layers:

@@ -183,3 +183,30 @@ def test_negative_k(tmp_path, capsys):
 
 def test_zero_threads(tmp_path, capsys):
     _fails(["--threads", "0", "--output", str(tmp_path)], capsys, "--threads must be at least 1")
+
+
+def test_k_not_below_batch_size_fails_before_training(tmp_path, capsys):
+    _fails(["--k", "100", "--batch-size", "100", "--output", str(tmp_path)], capsys, "--k must be below --batch-size")
+
+
+def test_batch_size_larger_than_the_analysed_data(user_files, capsys):
+    _fails(["--data", str(user_files / "data.npz"), "--model", f"{user_files / 'mynets.py'}:make",
+            "--checkpoint", str(user_files / "weights.pt"), "--batch-size", "61", "--k", "3",
+            "--output", str(user_files)], capsys, "--batch-size must be at most the 60 samples")
+
+
+def test_unknown_layer_is_reported_before_any_training(tmp_path, capsys):
+    assert cli.main(["analyze", "--layers", "input,blokc1", "--output", str(tmp_path)]) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "--layers: unknown layer 'blokc1'" in err and "training for" not in err, err
+
+
+@pytest.mark.parametrize("device, phrase", [("gpu", "--device must be cpu, cuda"),
+                                            ("cuda:99", "--device cuda:99")])
+def test_bad_device(tmp_path, capsys, device, phrase):
+    _fails(["--device", device, "--output", str(tmp_path)], capsys, phrase)
+
+
+def test_model_factory_that_needs_arguments(tmp_path, capsys):
+    _fails(["--model", "torch.nn:Linear", "--output", str(tmp_path)], capsys,
+           "--model: calling torch.nn:Linear failed")

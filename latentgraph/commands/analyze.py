@@ -67,13 +67,24 @@ def run(args: argparse.Namespace) -> int:
         low = 0 if name == "epochs" else 1
         if getattr(args, name) is not None and getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+    if args.k is not None and args.k >= args.batch_size:
+        raise ValueError(f"--k must be below --batch-size ({args.batch_size}): a node has at most "
+                         f"{args.batch_size - 1} neighbours, got {args.k}")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     seed_everything(args.seed)
 
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint)
     model, model_name = build_model(args.model, x_eval, y_eval)
+    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
+    if layers is not None:  # before training, so that a typo does not cost a training run
+        from ..analysis import check_layers
+
+        try:
+            check_layers(model, layers)
+        except ValueError as error:
+            raise ValueError(f"--layers: {str(error).removeprefix('`layers`: ')}") from None
     model.to(device)
     log.info("data: %s — %s%d samples to analyse, of shape %s", data_name,
              f"{len(y_train)} to train on, " if y_train is not None else "", len(y_eval), tuple(x_eval.shape[1:]))
@@ -90,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
             raise type(error)(f"--checkpoint: {error}") from error
         info["checkpoint"] = args.checkpoint
         log.info("loaded checkpoint %s", args.checkpoint)
-    elif args.epochs > 0:
+    if args.batch_size > len(y_eval):
+        raise ValueError(f"--batch-size must be at most the {len(y_eval)} samples analysed, got {args.batch_size}")
+    if not args.checkpoint and args.epochs > 0:
         from ..data import make_loader
         from ..train import fit
 
@@ -104,7 +117,6 @@ def run(args: argparse.Namespace) -> int:
         info["held-out accuracy"] = f"{100 * accuracy:.1f} % on {len(y_eval)} samples"
         log.info("held-out accuracy: %.1f %%", 100 * accuracy)
 
-    layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     start = time.perf_counter()
     result = analyze(model, x_eval, y_eval, layers=layers, k=args.k, similarity=args.similarity,
                      normalize=args.normalize, batch_size=args.batch_size, num_batches=args.batches,
@@ -116,6 +128,24 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in files.items():
         log.info("wrote %-14s %s", kind, path)
     return 0
+
+
+def resolve_device(name: str | None):
+    """``torch.device(name)``, or CUDA when available and ``name`` is ``None``;
+    a :class:`ValueError` naming ``--device`` for a malformed or absent device."""
+    import torch
+
+    if name is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device must be cpu, cuda or cuda:N (or another torch device), got {name!r}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
+    return device
 
 
 def load_data(path: str | None, seed: int, holdout: bool = True):
@@ -130,7 +160,12 @@ def load_data(path: str | None, seed: int, holdout: bool = True):
     if path is None:
         x_train, y_train, x_test, y_test = load_digits()
         return x_train, y_train, x_test, y_test, "scikit-learn digits (8×8, 10 classes)"
-    x, y = load_npz(path)
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"--data: no such file {path!r}")
+    try:
+        x, y = load_npz(path)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise type(error)(f"--data: {error}") from None
     if not holdout:
         return None, None, x, y, f"{path} (all {len(y)} samples)"
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
@@ -172,7 +207,11 @@ def build_model(spec: str | None, x, y):
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ValueError(f"--model: {module_name!r} has no callable {attr!r}")
-    model = factory()
+    try:
+        model = factory()
+    except Exception as error:
+        raise ValueError(f"--model: calling {spec} failed ({type(error).__name__}: {error}); the factory must "
+                         f"build the model without arguments") from error
     if not isinstance(model, nn.Module):
         raise TypeError(f"--model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
     return model, spec
@@ -188,9 +227,11 @@ def held_out_accuracy(model, x, y, device) -> float | None:
 
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        out = model(x[:2].to(device))
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            out = model(x[:2].to(device))
+    finally:
+        model.train(was_training)
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] <= int(y.max()):
         return None
     return evaluate(model, make_loader(x, y, batch_size=512, shuffle=False), device=device)
