@@ -154,16 +154,15 @@ def run_seed(split, seed: int, args: argparse.Namespace) -> tuple[list[dict], di
     return rows, errors
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Add the options both robustness experiments share to ``parser`` (which holds the
+    experiment's own), parse ``argv``, set the thread count and create the output folder."""
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--embedding-dim", type=int, default=32)
-    parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--relative-corruptions", nargs="+", default=RELATIVE_CORRUPTIONS)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", type=Path, default=Path("experiments/results"))
@@ -171,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--embedding-dim", type=int, default=32)
+    parser.add_argument("--k", type=int, default=10)
+    args = parse_arguments(parser, argv)
 
     start = time.perf_counter()
     rows, per_seed_errors = [], []

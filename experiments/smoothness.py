@@ -27,15 +27,12 @@ import argparse
 import statistics
 import time
 from datetime import datetime, timezone
-from pathlib import Path
-
-import torch
 
 from label_variation import (
     DATASETS,
     OPTIMIZERS,
-    RELATIVE_CORRUPTIONS,
     machine,
+    parse_arguments,
     subset,
     summary_table,
     train,
@@ -95,24 +92,12 @@ def run_seed(split, seed: int, args: argparse.Namespace) -> tuple[list[dict], di
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="digits")
-    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--gammas", type=float, nargs="+", default=[0.01, 0.003, 0.001])
     parser.add_argument("--power", type=int, default=2)
     parser.add_argument("--parseval-beta", type=float, default=0.01)
     parser.add_argument("--eps", type=float, default=0.1)
-    parser.add_argument("--relative-corruptions", nargs="+", default=RELATIVE_CORRUPTIONS)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
-    parser.add_argument("--tag", default="", help="suffix of the output file names")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.output.mkdir(parents=True, exist_ok=True)
+    args = parse_arguments(parser, argv)
 
     start = time.perf_counter()
     rows, all_curves = [], []
