@@ -53,7 +53,10 @@ def test_defaults_and_yaml_float_without_dot(tmp_path):
 
 
 @pytest.mark.parametrize("text, error, message", [
-    (MINIMAL + "epoch: 3\n", ValueError, r"run\.yaml: unknown key epoch \(known keys in the top level: data"),
+    (MINIMAL + "epoch: 3\n", ValueError,
+     r"run\.yaml: unknown key epoch \(did you mean epochs\? known keys in the top level: data"),
+    (MINIMAL + "colour: red\n", ValueError, r"unknown key colour \(known keys in the top level"),
+    (MINIMAL + "device: gpu\n", ValueError, r"run\.yaml: device must be a torch device such as cpu, cuda"),
     (MINIMAL + "optim: {momentun: 0.9}\n", ValueError, r"run\.yaml: unknown key optim\.momentun"),
     ("data: {name: digits, bath_size: 3}\nmodel: {name: small_cnn}\n", ValueError, "unknown key data.bath_size"),
     (MINIMAL + "teacher: {name: small_cnn, checkpont: x}\n", ValueError, "unknown key teacher.checkpont"),
@@ -153,7 +156,23 @@ def test_train_command_loads_a_given_teacher_and_reports_bad_input(tmp_path, cap
         assert message in err, (message, err)
         assert path.name in err or message in ("broken.pt", "do not fit SmallCNN")  # these name the weights file
     assert main(["train", "--config", str(teacher_run), "--output", str(tmp_path / "fresh"), "--resume"]) == 2
-    assert "last.pt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cannot resume: no checkpoint" in err and "last.pt" in err and "without --resume" in err
+    assert not (tmp_path / "fresh").exists()  # nothing written for a run that could not start
+
+
+def test_resume_after_a_stop_while_the_teacher_trained(tmp_path, capsys):
+    path = tiny_run(tmp_path, teacher={"name": "small_cnn", "kwargs": {"width": 8}},
+                    method={"name": "distill", "kwargs": {"losses": {"kd": {}}}})
+    assert main(["train", "--config", str(path), "--no-progress"]) == 0
+    out = tmp_path / "out"
+    # as if stopped during the teacher's run: its checkpoint exists, its weights and the student's run do not
+    for name in ("teacher/model.pt", "model.pt", "checkpoints/last.pt", "metrics.csv"):
+        (out / name).unlink()
+    assert main(["train", "--config", str(path), "--resume", "--no-progress"]) == 0
+    assert (out / "teacher" / "model.pt").is_file() and (out / "checkpoints" / "last.pt").is_file()
+    assert [int(r["epoch"]) for r in csv.DictReader(open(out / "metrics.csv"))] == [1]
+    assert "starting the student" in capsys.readouterr().err
 
 
 def test_cifar_config_builds_loaders_and_trains(tmp_path):

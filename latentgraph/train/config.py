@@ -10,6 +10,7 @@ key and the file. See ``docs/training.md`` for the schema and
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import os
 import typing
@@ -147,7 +148,9 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in data:
         if key not in fields:
-            raise ValueError(f"{source}: unknown key {prefix}{key!s} (known keys in {where}: {', '.join(fields)})")
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"did you mean {prefix}{close[0]}? " if close else ""
+            raise ValueError(f"{source}: unknown key {prefix}{key!s} ({hint}known keys in {where}: {', '.join(fields)})")
     values = {}
     for name, f in fields.items():
         if name in data:
@@ -230,6 +233,13 @@ def _check_values(config: TrainConfig, source: str) -> None:
         fail("method.name", f"{config.method.name!r} distils a teacher: add a `teacher:` section")
     if config.teacher is not None and not wants_teacher:
         fail("teacher", f"is given but method {config.method.name!r} takes no teacher; remove the section")
+    if config.device is not None:
+        import torch
+
+        try:
+            torch.device(config.device)
+        except RuntimeError:
+            fail("device", f"must be a torch device such as cpu, cuda or cuda:1; got {config.device!r}")
     choice("optim.name", config.optim.name, OPTIMIZERS)
     if not config.optim.lr > 0:
         fail("optim.lr", f"must be positive, got {config.optim.lr}")

@@ -49,6 +49,12 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         resume (bool): continue from ``<output>/checkpoints/last.pt``.
     """
     output = Path(config.output)
+    last = output / "checkpoints" / ckpt.LAST
+    if resume and not last.is_file():
+        teacher_last = Path(teacher_recipe(config).output) / "checkpoints" / ckpt.LAST if config.teacher else None
+        if not (config.teacher is not None and config.teacher.checkpoint is None and teacher_last.is_file()):
+            raise FileNotFoundError(f"cannot resume: no checkpoint {str(last)!r}; run without --resume to "
+                                    f"start, or point --output at the interrupted run")
     teacher: Optional[nn.Module] = None
     if config.teacher is not None:
         teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
@@ -65,6 +71,8 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
 
     device = torch.device(config.device) if config.device else (
         None if get_world_size() > 1 else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{source}: device is {config.device!r} but CUDA is not available on this machine")
     train_loader, test_loader = build_loaders(config.data, config.seed)
     torch.manual_seed(config.seed)  # the model's initial weights
     model = build_model(config.model, source)
@@ -80,8 +88,10 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         ckpt.write_text_atomic(output / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         log.info("training %s (%d parameters) with %r for %d epochs on %s, output %s", config.model.name,
                  sum(p.numel() for p in model.parameters()), config.method.name, config.epochs, trainer.device, output)
+    if resume and not last.is_file():
+        log.info("no student checkpoint yet (the run stopped while training the teacher): starting the student")
     history = trainer.fit(train_loader, config.epochs, eval_loader=test_loader,
-                          resume=(output / "checkpoints" / ckpt.LAST) if resume else None)
+                          resume=last if resume and last.is_file() else None)
     if is_main_process():
         ckpt.save_atomic(model.state_dict(), output / MODEL_FILE)
     barrier()  # other ranks may read model.pt next (a teacher trained first)
