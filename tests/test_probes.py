@@ -87,6 +87,13 @@ def test_probe_bad_inputs():
         knn_probe(x, y[:5], x, y)
     with pytest.raises(ValueError, match="C"):
         logistic_probe(x, y, x, y, C=0.0)
+    model = nn.Flatten()
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor"):
+        extract_features(model, [[1.0, 2.0]])
+    with pytest.raises(ValueError, match="`x` must be a non-empty batch"):
+        extract_features(model, torch.zeros(0, 2))
+    with pytest.raises(ValueError, match="`batch_size`"):
+        extract_features(model, x, batch_size=0)
 
 
 def test_missing_scikit_learn_gives_a_clear_error(monkeypatch):

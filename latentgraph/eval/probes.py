@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.robustness.attacks import eval_mode
-from latentgraph.validation import check_features, check_labels
+from latentgraph.validation import check_features, check_labels, check_tensor
 
 
 def _sklearn():
@@ -47,6 +47,9 @@ def extract_features(model: nn.Module, x: Tensor, layer: str | None = None, batc
         >>> extract_features(model, torch.rand(5, 1, 2, 2), layer="2").shape
         torch.Size([5, 3])
     """
+    x = check_tensor(x, "x")
+    if x.dim() < 1 or x.shape[0] == 0:
+        raise ValueError(f"`x` must be a non-empty batch N×…, got shape {tuple(x.shape)}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     parts = []
