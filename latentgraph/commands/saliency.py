@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     x, y = x_eval[chosen].to(device), y_eval[chosen]
     maps = fullgrad(model, x, variant=args.variant)
     baseline = gradient_times_input(model, x)
-    predicted = model(x).argmax(1).cpu()
+    with torch.no_grad():
+        predicted = model(x).argmax(1).cpu()
     out.mkdir(parents=True, exist_ok=True)
     name = "FullGrad" if args.variant == "full" else "simple FullGrad"
     titles = [f"y={int(a)} pred={int(b)}" for a, b in zip(y, predicted)]
