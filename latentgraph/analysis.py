@@ -15,7 +15,6 @@ import io
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch_geometric.data import Data
 from .capture import capture, layer_names
 from .graphs import latent_graph, resolve_similarity
 from .gsp import label_variation
+from .train.checkpoint import load_file, write_atomic
 from .validation import check_features, check_k, check_labels
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class AnalysisResult:
                 for name, graphs in self.graphs.items()
             },
         }
-        return _write_atomic(path, lambda f: torch.save(payload, f))
+        return write_atomic(path, lambda f: torch.save(payload, f))
 
     def write_report(
         self,
@@ -200,7 +200,7 @@ class AnalysisResult:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = {
-            "csv": _write_atomic(out / "table.csv", lambda f: f.write(self.to_csv().encode())),
+            "csv": write_atomic(out / "table.csv", lambda f: f.write(self.to_csv().encode())),
             "graphs": self.save_graphs(out / "graphs.pt"),
         }
         if plots:
@@ -215,7 +215,7 @@ class AnalysisResult:
                     titles={name: f"{name}\nnormalized LV {float(label_variation(g, normalized=True)):.3f}"
                             for name, g in drawn.items()},
                 )
-        files["markdown"] = _write_atomic(out / "report.md", lambda f: f.write(self._report(info, files).encode()))
+        files["markdown"] = write_atomic(out / "report.md", lambda f: f.write(self._report(info, files).encode()))
         return files
 
     def drawing_graphs(self, classes: int = 4, per_class: int = 5, k: int = 5) -> dict[str, Data]:
@@ -272,7 +272,7 @@ def load_graphs(path: str | os.PathLike, map_location: str | torch.device | None
     only. Returns, for each layer in depth order, the list of per-batch
     :class:`~torch_geometric.data.Data` graphs.
     """
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    payload = load_file(path, map_location=map_location)  # a clear error for a missing or corrupt file
     if not isinstance(payload, dict) or payload.get("format") != GRAPHS_FORMAT:
         raise ValueError(f"`path` {str(path)!r} is not a graphs file written by latentgraph ({GRAPHS_FORMAT})")
     return {name: [Data(**g) for g in payload["graphs"][name]] for name in payload["layers"]}
@@ -451,21 +451,3 @@ def _drawn_layers(names: list[str]) -> list[str]:
     """Input, middle and last layer (fewer when there are fewer layers)."""
     picks = [names[0], names[len(names) // 2], names[-1]]
     return list(dict.fromkeys(picks))
-
-
-def _write_atomic(path: str | os.PathLike, write: Callable[[io.BufferedWriter], object]) -> Path:
-    """Write a file through a temporary file in the same folder and ``os.replace``,
-    with the permissions a plain ``open`` would give (``mkstemp`` makes it 0600)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path

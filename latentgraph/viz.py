@@ -30,11 +30,11 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from .analysis import _write_atomic
+    from .train.checkpoint import write_atomic
 
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
-    return _write_atomic(path, lambda f: fig.savefig(f, format=fmt))
+    return write_atomic(path, lambda f: fig.savefig(f, format=fmt))
 
 
 def plot_label_variation(result: AnalysisResult, path: str | os.PathLike) -> Path:

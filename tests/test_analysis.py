@@ -274,6 +274,11 @@ def test_load_graphs_rejects_other_files(tmp_path):
     torch.save({"weights": torch.ones(2)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a graphs file"):
         load_graphs(tmp_path / "other.pt")
+    (tmp_path / "truncated.pt").write_bytes(b"PK\x03\x04 not a whole file")
+    with pytest.raises(ValueError, match="truncated.pt.*corrupt, truncated"):
+        load_graphs(tmp_path / "truncated.pt")
+    with pytest.raises(FileNotFoundError, match="none.pt"):
+        load_graphs(tmp_path / "none.pt")
 
 
 def test_drawing_bad_edges_argument(tmp_path):

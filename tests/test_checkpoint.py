@@ -1,3 +1,4 @@
+import os
 import random
 
 import numpy as np
@@ -125,3 +126,16 @@ def test_resolve_checkpoint(tmp_path):
         ckpt.resolve_checkpoint(True, None)
     with pytest.raises(TypeError, match="resume"):
         ckpt.resolve_checkpoint(3, None)
+
+
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        ckpt.save_atomic({"a": torch.ones(1)}, tmp_path / "w.pt")
+        ckpt.write_text_atomic(tmp_path / "m.csv", "a,b\n")
+    finally:
+        os.umask(umask)
+    assert oct((tmp_path / "w.pt").stat().st_mode & 0o777) == oct(0o644)  # mkstemp alone gives 0o600
+    assert oct((tmp_path / "m.csv").stat().st_mode & 0o777) == oct(0o644)
+    assert (tmp_path / "m.csv").read_text() == "a,b\n"
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -14,7 +14,7 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import torch
@@ -44,28 +44,34 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
         >>> torch.load(p, weights_only=True)["a"]
         tensor([1., 1.])
     """
+    return write_atomic(path, lambda f: torch.save(obj, f))
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`save_atomic` does."""
+    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_atomic(path: PathLike, write: Callable[[Any], object]) -> Path:
+    """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk,
+    give it the permissions a plain ``open`` would (``mkstemp`` makes it 0600)
+    and move it over ``path``; on any error remove it and leave ``path`` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
-    return path
-
-
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
     return path
 
 
