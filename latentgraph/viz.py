@@ -78,7 +78,7 @@ def draw_latent_graphs(
     Each node is placed by 2-D Laplacian eigenmaps of its graph
     (:func:`~latentgraph.eigenmaps`) and coloured by its class ``g.y``; edges
     are drawn as lines whose opacity is their weight relative to the heaviest
-    edge of the graph, so weak edges fade out.
+    edge of the graph, so weak edges fade out. A legend maps colours to classes.
 
     Args:
         graphs (Mapping[str, Data]): panel title -> graph with ``edge_index``,
@@ -93,17 +93,23 @@ def draw_latent_graphs(
     Returns:
         Path: ``path``.
     """
+    import matplotlib
     from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
 
     if edges not in ("inter_class", "all"):
         raise ValueError(f"`edges` must be 'inter_class' or 'all', got {edges!r}")
     if not graphs:
         raise ValueError("`graphs` must hold at least one graph")
+    for name, g in graphs.items():
+        if g.y is None:
+            raise ValueError(f"`graphs[{name!r}]` has no labels `y` to colour the nodes by")
+    present = sorted({int(c) for g in graphs.values() for c in g.y.cpu().unique()})
+    classes = present[-1] + 1  # one colour per class, the same in every panel
+    cmap, vmax = ("tab10", 9) if classes <= 10 else ("tab20", 19) if classes <= 20 else ("turbo", classes - 1)
     fig = _figure(4.0 * len(graphs), 4.2)
     axes = fig.subplots(1, len(graphs), squeeze=False)[0]
     for ax, (name, g) in zip(axes, graphs.items()):
-        if g.y is None:
-            raise ValueError(f"`graphs[{name!r}]` has no labels `y` to colour the nodes by")
         pos = eigenmaps(g, dim=2).detach().cpu().double()
         src, dst = g.edge_index.cpu()
         weight = g.edge_weight.detach().cpu().double() if g.edge_weight is not None else torch.ones(src.numel())
@@ -118,12 +124,15 @@ def draw_latent_graphs(
             segments = torch.stack([pos[src], pos[dst]], dim=1).numpy()
             colors = [(0.3, 0.3, 0.3, float(a)) for a in alpha]
             ax.add_collection(LineCollection(segments, colors=colors, linewidths=0.8, zorder=1))
-        classes = int(y.max()) + 1
-        cmap, vmax = ("tab10", 9) if classes <= 10 else ("tab20", 19) if classes <= 20 else ("turbo", classes - 1)
         ax.scatter(pos[:, 0], pos[:, 1], c=y.numpy(), cmap=cmap, vmin=0, vmax=vmax, s=22,
                    edgecolors="black", linewidths=0.4, zorder=2)
         ax.set_title((titles or {}).get(name, name), fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel(f"{src.numel()} {'inter-class ' if edges == 'inter_class' else ''}edges", fontsize=9)
+    colour = matplotlib.colormaps[cmap]
+    handles = [Line2D([], [], linestyle="", marker="o", markersize=5, markerfacecolor=colour(c / max(vmax, 1)),
+                      markeredgecolor="black", markeredgewidth=0.4, label=str(c)) for c in present]
+    fig.legend(handles=handles, title="class", loc="outside right center", fontsize=8, title_fontsize=9,
+               frameon=False, ncols=1 if len(present) <= 12 else 2)
     return _save(fig, path)

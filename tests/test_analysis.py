@@ -293,3 +293,19 @@ def test_drawing_needs_labels(tmp_path):
     g.y = None
     with pytest.raises(ValueError, match="no labels"):
         draw_latent_graphs({"input": g}, tmp_path / "g.png")
+
+
+def test_drawing_has_a_class_legend_with_the_node_colours(tmp_path, monkeypatch):
+    from latentgraph import viz
+
+    figures = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig) or path)
+    y = torch.tensor([0, 0, 0, 2, 2, 2, 5, 5, 5])
+    result = analyze(_positive_model(), torch.rand(9, 3), y, k=2, batch_size=9, num_batches=1)
+    draw_latent_graphs({"input": result.graphs["input"][0]}, tmp_path / "g.png")
+    (legend,) = figures[0].legends
+    assert [t.get_text() for t in legend.get_texts()] == ["0", "2", "5"]
+    scatter = figures[0].axes[0].collections[-1]
+    legend_colours = [tuple(h.get_markerfacecolor()) for h in legend.legend_handles]
+    node_colours = {int(c): tuple(rgba) for c, rgba in zip(y, scatter.to_rgba(y.numpy()))}
+    assert legend_colours == [node_colours[0], node_colours[2], node_colours[5]]
