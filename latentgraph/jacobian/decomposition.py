@@ -111,7 +111,13 @@ def _broadcast(bias: Tensor, module: nn.Module, like: Tensor) -> Tensor:
 
 
 def resolve_target(target: int | Tensor | None, logits: Tensor) -> Tensor:
-    """The output index per sample: the argmax for ``None``, checked to lie in ``[0, K)``."""
+    """The output index per sample: the argmax for ``None``, checked to lie in ``[0, K)``.
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 2.0, 1.0], [3.0, 0.0, 1.0]])
+        >>> resolve_target(None, logits).tolist(), resolve_target(2, logits).tolist()
+        ([1, 0], [2, 2])
+    """
     batch, classes = logits.shape
     if target is None:
         return logits.detach().argmax(dim=1)

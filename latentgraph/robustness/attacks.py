@@ -26,13 +26,30 @@ LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
 
 def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """The default attack loss: mean cross-entropy of ``model(x)`` against ``y``."""
+    """The default attack loss: mean cross-entropy of ``model(x)`` against ``y``.
+
+    Example:
+        >>> model = nn.Linear(2, 3)
+        >>> cross_entropy_loss(model, torch.zeros(1, 2), torch.tensor([0])).shape
+        torch.Size([])
+    """
     return F.cross_entropy(model(x), y)
 
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode, then restore each submodule's own ``training`` flag."""
+    """Put ``model`` in eval mode, then restore each submodule's own ``training`` flag.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
+        >>> model[1].eval()
+        Dropout(p=0.5, inplace=False)
+        >>> with eval_mode(model):
+        ...     model.training
+        False
+        >>> model.training, model[1].training
+        (True, False)
+    """
     flags = [(module, module.training) for module in model.modules()]
     model.eval()
     try:
@@ -79,7 +96,14 @@ def _check_targets(y: object, x: Tensor) -> Tensor:
 
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None) -> Tensor:
     r""":math:`\nabla_x \mathrm{loss}(model, x, y)`, computed with the model as it is
-    (callers choose the mode); parameters' ``.grad`` are not touched."""
+    (callers choose the mode); parameters' ``.grad`` are not touched.
+
+    Example:
+        >>> model = nn.Linear(3, 2)
+        >>> g = input_gradient(model, torch.rand(4, 3), torch.tensor([0, 1, 0, 1]))
+        >>> g.shape, model.weight.grad is None
+        (torch.Size([4, 3]), True)
+    """
     loss_fn = cross_entropy_loss if loss_fn is None else loss_fn
     x = x.detach().requires_grad_(True)
     loss = loss_fn(model, x, y)
@@ -228,7 +252,14 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
 
 @torch.no_grad()
 def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """Predicted classes (argmax of the logits) of ``x`` in eval mode, by batches."""
+    """Predicted classes (argmax of the logits) of ``x`` in eval mode, by batches.
+
+    Example:
+        >>> model = nn.Linear(2, 2, bias=False)
+        >>> _ = model.weight.data.copy_(torch.eye(2))
+        >>> predict(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.9]]), batch_size=2).tolist()
+        [0, 1, 1]
+    """
     with eval_mode(model):
         return torch.cat([model(x[s]).argmax(dim=1) for s in _batches(x.shape[0], batch_size)])
 

@@ -45,15 +45,18 @@ def _generator(x: Tensor, seed: int) -> torch.Generator:
 
 
 def gaussian_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    r""":math:`\mathrm{clip}(x + c\,\mathcal{N}(0, 1))`."""
     noise = torch.randn(x.shape, generator=_generator(x, seed), device=x.device, dtype=x.dtype)
     return (x + c * noise).clamp(0, 1)
 
 
 def shot_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    r""":math:`\mathrm{clip}(\mathrm{Poisson}(c x) / c)`."""
     return (torch.poisson(x * c, generator=_generator(x, seed)) / c).clamp(0, 1)
 
 
 def impulse_noise(x: Tensor, c: float, seed: int) -> Tensor:
+    """Salt and pepper: each value becomes 0 or 1 (equal odds) with probability ``c``."""
     # scikit-image's random_noise(mode="s&p", amount=c): each value flips with
     # probability c, to 1 (salt) or 0 (pepper) with equal odds.
     g = _generator(x, seed)
@@ -78,6 +81,7 @@ def _gaussian_kernel_1d(sigma: float, radius: int) -> Tensor:
 
 
 def gaussian_blur(x: Tensor, c: float, seed: int) -> Tensor:
+    """Gaussian filter of standard deviation ``c`` per channel, truncated at 4σ, edge padding."""
     # scikit-image's gaussian(): truncate = 4σ, mode "nearest" (edge replication).
     k = _gaussian_kernel_1d(c, int(4 * c + 0.5))
     return _filter(x, torch.outer(k, k), mode="replicate").clamp(0, 1)
@@ -103,6 +107,7 @@ def _disk_kernel(radius: float, alias_blur: float) -> Tensor:
 
 
 def defocus_blur(x: Tensor, c: tuple[float, float], seed: int) -> Tensor:
+    """Correlation with the anti-aliased disk ``c = (radius, alias σ)``, reflect padding."""
     kernel = _disk_kernel(*c)
     if kernel.shape[0] // 2 >= min(x.shape[-2:]):
         raise ValueError(f"defocus_blur: images of size {tuple(x.shape[-2:])} are too small for its kernel")
@@ -110,11 +115,13 @@ def defocus_blur(x: Tensor, c: tuple[float, float], seed: int) -> Tensor:
 
 
 def contrast(x: Tensor, c: float, seed: int) -> Tensor:
+    r""":math:`(x - \bar{x}) c + \bar{x}` with :math:`\bar{x}` the mean of each image channel."""
     means = x.mean(dim=(-2, -1), keepdim=True)
     return ((x - means) * c + means).clamp(0, 1)
 
 
 def brightness(x: Tensor, c: float, seed: int) -> Tensor:
+    """HSV value + ``c`` (clipped to 1), hue and saturation kept."""
     # In HSV, with hue and saturation fixed, RGB is proportional to V = max over
     # channels; adding c to V thus rescales the pixel by V'/V (black pixels,
     # whose saturation is 0, become grey V'). Same as rgb2hsv → V+c → hsv2rgb.
@@ -143,6 +150,7 @@ def _pil_images(x: Tensor, transform: Callable[["object"], "object"], mode: str)
 
 
 def pixelate(x: Tensor, c: float, seed: int) -> Tensor:
+    """PIL box resize to ``⌊c·size⌋`` and back."""
     from PIL import Image
 
     h, w = x.shape[-2:]
@@ -155,6 +163,7 @@ def pixelate(x: Tensor, c: float, seed: int) -> Tensor:
 
 
 def jpeg_compression(x: Tensor, c: int, seed: int) -> Tensor:
+    """PIL JPEG round trip at quality ``c`` (8-bit, L or RGB)."""
     from PIL import Image
 
     def transform(img: Image.Image) -> Image.Image:
@@ -181,7 +190,12 @@ CORRUPTIONS: dict[str, tuple[Callable[..., Tensor], tuple]] = {
 
 
 def corruption_names() -> list[str]:
-    """Names accepted by :func:`corrupt`, in the table's order."""
+    """Names accepted by :func:`corrupt`, in the table's order.
+
+    Example:
+        >>> corruption_names()[:3]
+        ['gaussian_noise', 'shot_noise', 'impulse_noise']
+    """
     return list(CORRUPTIONS)
 
 

@@ -122,7 +122,14 @@ def relative_mce(errors: Errors, clean_error: float, baseline_errors: Errors, ba
 
 
 def error_rate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
-    """Top-1 error of ``model`` on ``(x, y)``, in eval mode (the model's mode is restored)."""
+    """Top-1 error of ``model`` on ``(x, y)``, in eval mode (the model's mode is restored).
+
+    Example:
+        >>> model = nn.Linear(2, 2, bias=False)
+        >>> _ = model.weight.data.copy_(torch.eye(2))
+        >>> error_rate(model, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
+        0.5
+    """
     return float((predict(model, x, batch_size) != y).float().mean())
 
 

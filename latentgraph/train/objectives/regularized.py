@@ -24,7 +24,12 @@ __all__ = ["LabelVariationObjective", "LaplacianSmoothnessObjective", "ParsevalO
 
 
 def check_weight(value: object, name: str) -> float:
-    """A finite weight ≥ 0 as a float; :class:`TypeError` for a non-number, :class:`ValueError` otherwise."""
+    """A finite weight ≥ 0 as a float; :class:`TypeError` for a non-number, :class:`ValueError` otherwise.
+
+    Example:
+        >>> check_weight(2, "gamma")
+        2.0
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
     if not (math.isfinite(value) and value >= 0):
