@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``latentgraph`` command; returns the exit status.
 
     Bad input met while running (``ValueError``, ``TypeError``, a missing
-    file) is reported as one ``error:`` line and exit status 2, without a
+    file) is reported as one ``ERROR`` log line and exit status 2, without a
     traceback (``--verbose`` shows it).
     """
     argv = list(sys.argv[1:] if argv is None else argv)

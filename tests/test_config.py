@@ -74,6 +74,7 @@ def test_defaults_and_yaml_float_without_dot(tmp_path):
     ("data: {name: digits, batch_size: big}\nmodel: {name: small_cnn}\n", TypeError,
      r"run\.yaml: data\.batch_size must be an integer, got 'big'"),
     (MINIMAL + "seed: true\n", TypeError, "seed must be an integer"),
+    (MINIMAL + "bn_recalibration: 1\n", TypeError, "bn_recalibration must be a bool"),
     (MINIMAL + "optim: {lr: fast}\n", TypeError, "optim.lr must be a number"),
     (MINIMAL + "schedule: {name: multistep, milestones: 60}\n", TypeError, "schedule.milestones must be a list"),
     (MINIMAL + "method: {name: classification, weights: {ce: heavy}}\n", TypeError, "method.weights.ce must be a number"),

@@ -391,3 +391,57 @@ def test_interrupt_raised_inside_a_step_keeps_the_last_good_checkpoint(tmp_path)
         trainer.fit(make_loader(NoisyDataset()), epochs=1)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["step"] == 2 and trainer.step == 3
+
+
+def bn_model(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(6, 5), nn.BatchNorm1d(5), nn.ReLU(), nn.Linear(5, 2))
+
+
+def test_bn_recalibration_sets_the_statistics_of_the_final_weights_before_the_last_metrics():
+    data = NoisyDataset(n=40)
+    torch.manual_seed(0)
+    x = torch.stack([data[i][0] for i in range(40)])  # the loader's inputs: fixed noise for this test
+    y = data.y
+    data = TensorDataset(x, y)
+    plain, recal = bn_model(), bn_model()
+    make_trainer(plain).fit(make_loader(data, generator=True), epochs=2, eval_loader=[(x, y)])
+    history = make_trainer(recal, bn_recalibration=True).fit(make_loader(data, generator=True), epochs=2,
+                                                             eval_loader=[(x, y)])
+    # training itself is unchanged: same weights, only the running statistics differ
+    weights = [n for n, _ in recal.named_parameters()]
+    assert all(torch.equal(dict(plain.named_parameters())[n], dict(recal.named_parameters())[n]) for n in weights)
+    bn = recal[1]
+    # 5 shuffled batches of 8: the mean of the batch means is the mean over the data
+    assert torch.allclose(bn.running_mean, recal[0](x).mean(0).detach(), atol=1e-6)
+    assert not torch.allclose(plain[1].running_mean, bn.running_mean, atol=1e-3)
+    assert bn.momentum == 0.1 and recal.training  # restored
+    # the last epoch's metrics are those of the recalibrated model
+    assert history[-1]["eval/accuracy"] == evaluate(recal, [(x, y)])
+
+
+def test_recalibrate_bn_in_fit_and_bad_flag():
+    x = torch.randn(32, 6)
+    y = (x[:, 0] > 0).long()
+    model = fit(bn_model(), DataLoader(TensorDataset(x, y), batch_size=8), epochs=1, progress=False,
+                recalibrate_bn=True)
+    assert torch.allclose(model[1].running_mean, model[0](x).mean(0).detach(), atol=1e-6)
+    with pytest.raises(TypeError, match="`bn_recalibration` must be a bool"):
+        make_trainer(bn_model(), bn_recalibration="yes")
+
+
+def test_recalibrate_batchnorm_averages_batch_statistics_and_restores_the_layers():
+    from latentgraph.train.trainer import recalibrate_batchnorm
+
+    model = bn_model().eval()
+    model[1].momentum = 0.3
+    x = torch.randn(20, 6)
+    norms = recalibrate_batchnorm(model, DataLoader(TensorDataset(x, torch.zeros(20)), batch_size=10))
+    assert norms == [model[1]]
+    with torch.no_grad():
+        h = model[0](x)
+    expected_var = (h[:10].var(0) + h[10:].var(0)) / 2  # unbiased variance of each batch, averaged
+    assert torch.allclose(model[1].running_mean, h.mean(0), atol=1e-6)
+    assert torch.allclose(model[1].running_var, expected_var, atol=1e-6)
+    assert model[1].momentum == 0.3 and not model.training
+    assert recalibrate_batchnorm(nn.Linear(2, 2), [torch.zeros(1, 2)]) == []

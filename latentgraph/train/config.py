@@ -100,6 +100,7 @@ class TrainConfig:
     checkpoint_every: Optional[int] = None  # steps; checkpoints are also written at the end and on Ctrl-C
     output: str = "runs/default"
     device: Optional[str] = None  # default: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU
+    bn_recalibration: bool = False  # re-estimate BatchNorm statistics over the training data after the last epoch
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain-data form (what :func:`yaml.safe_dump` writes)."""

@@ -82,6 +82,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         model, objective, build_optimizer(config.optim), scheduler=build_scheduler(config.schedule, config.epochs),
         weights=config.method.weights, device=device, checkpoint_dir=output / "checkpoints",
         checkpoint_every=config.checkpoint_every, log_dir=output, seed=config.seed, progress=progress,
+        bn_recalibration=config.bn_recalibration,
     )
     if is_main_process():
         output.mkdir(parents=True, exist_ok=True)

@@ -98,6 +98,12 @@ class Trainer:
         progress (bool): show a tqdm progress bar. (default: :obj:`True`)
         metrics (dict, optional): name → ``fn(model, loader) -> float``
             evaluated on ``eval_loader``. (default: ``{"accuracy": evaluate}``)
+        bn_recalibration (bool): after the last epoch, before its metrics,
+            re-estimate the running statistics of every BatchNorm layer over
+            the training data (:func:`recalibrate_batchnorm`). With a large
+            learning rate the running averages lag the weights, and eval-mode
+            accuracy can fall far below train-mode accuracy (SmallCNN, Adam at
+            3e-3, MNIST-5k, 4 epochs: 88 % vs 96 %). (default: :obj:`False`)
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -126,6 +132,7 @@ class Trainer:
         seed: int = 0,
         progress: bool = True,
         metrics: Optional[Mapping[str, Metric]] = None,
+        bn_recalibration: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
@@ -142,6 +149,9 @@ class Trainer:
             if not callable(fn):
                 raise TypeError(f"metric {name!r} must be callable as fn(model, loader), got {type(fn).__name__}")
 
+        if not isinstance(bn_recalibration, bool):
+            raise TypeError(f"`bn_recalibration` must be a bool, got {type(bn_recalibration).__name__}")
+        self.bn_recalibration = bn_recalibration
         self.device = _resolve_device(device, model)
         self.model = model.to(self.device)
         self.objective = objective.to(self.device) if isinstance(objective, nn.Module) else objective
@@ -256,6 +266,8 @@ class Trainer:
                 self.scheduler.step()
             self.epoch += 1
             self.batch = 0
+            if self.bn_recalibration and self.epoch == epochs:
+                self._recalibrate_batchnorm(loader)
             self._consistent = True
         self._record_epoch(eval_loader)
 
@@ -316,6 +328,21 @@ class Trainer:
             self._set_train(True)
             ckpt.set_rng_state(saved)
         return out
+
+    def _recalibrate_batchnorm(self, loader: DataLoader) -> None:
+        """Re-estimate BatchNorm statistics over ``loader`` (this rank's shard),
+        average them over ranks, and leave the random generators untouched."""
+        saved = ckpt.rng_state(loader)
+        try:
+            norms = recalibrate_batchnorm(self.model, loader, self.device)
+        finally:
+            ckpt.set_rng_state(saved, loader)
+        for norm in norms:
+            for buffer in (norm.running_mean, norm.running_var):
+                if buffer is not None:
+                    buffer.copy_(all_reduce_mean(buffer))
+        if norms and is_main_process():
+            log.info("re-estimated the statistics of %d BatchNorm layer(s) over the training data", len(norms))
 
     def _set_train(self, mode: bool) -> None:
         self.model.train(mode)
@@ -410,11 +437,14 @@ class Trainer:
 
 
 def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float = 1e-3,
-        device: Optional[Union[str, torch.device]] = None, seed: int = 0, progress: bool = True) -> nn.Module:
+        device: Optional[Union[str, torch.device]] = None, seed: int = 0, progress: bool = True,
+        recalibrate_bn: bool = False) -> nn.Module:
     r"""Train a classifier with cross-entropy and Adam; return the model.
 
     A shortcut for :class:`Trainer` with :class:`ClassificationObjective` and
-    ``torch.optim.Adam(lr=lr)``, no scheduler and no checkpoints.
+    ``torch.optim.Adam(lr=lr)``, no scheduler and no checkpoints;
+    ``recalibrate_bn=True`` re-estimates BatchNorm statistics at the end
+    (``Trainer(bn_recalibration=True)``).
 
     Example:
         >>> from torch.utils.data import DataLoader, TensorDataset
@@ -428,9 +458,64 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
         raise ValueError(f"`lr` must be a positive number, got {lr!r}")
     trainer = Trainer(model, ClassificationObjective(), lambda params: torch.optim.Adam(params, lr=lr),
-                      device=device, seed=seed, progress=progress)
+                      device=device, seed=seed, progress=progress, bn_recalibration=recalibrate_bn)
     trainer.fit(train_loader, epochs)
     return model
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader: Any, device: Optional[Union[str, torch.device]] = None
+                          ) -> List[nn.Module]:
+    r"""Re-estimate the running statistics of ``model``'s BatchNorm layers over ``loader``.
+
+    As :func:`torch.optim.swa_utils.update_bn`: each BatchNorm layer that
+    tracks running statistics is reset and switched to a cumulative average
+    (``momentum=None``), the model runs in train mode without gradients on
+    every batch's input (``batch[0]`` of a tuple/list batch), and momentum
+    and train/eval mode are restored. The result is the mean over batches
+    of the batch mean and of the unbiased batch variance. Other layers run
+    in train mode too (dropout is active but changes no state).
+
+    Args:
+        model (nn.Module): the network.
+        loader (iterable): yields ``(x, ...)`` batches or inputs.
+        device (torch.device, optional): where to run; defaults to the
+            model's device.
+
+    Returns:
+        list[nn.Module]: the recalibrated layers (empty: nothing to do).
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+        >>> x = torch.randn(8, 2)
+        >>> len(recalibrate_batchnorm(model, [(x[:4],), (x[4:],)]))
+        1
+        >>> torch.allclose(model[1].running_mean, model[0](x).mean(0))
+        True
+    """
+    norms = [m for m in model.modules()
+             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return []
+    device = model_device(model) if device is None else torch.device(device)
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    try:
+        seen = 0
+        for batch in loader:
+            model(to_device(batch[0] if isinstance(batch, (list, tuple)) else batch, device))
+            seen += 1
+        if seen == 0:
+            raise ValueError("`loader` yielded no batches to re-estimate the BatchNorm statistics on")
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return norms
 
 
 @contextlib.contextmanager
