@@ -197,6 +197,17 @@ def test_error_training_mode_batchnorm():
     assert net.training
 
 
+def test_error_training_mode_dropout():
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Dropout(0.5), nn.Linear(4, 2)).to(DT)
+    x = torch.rand(5, 3, dtype=DT)
+    with pytest.raises(ValueError, match="dropout layer '2' is in training mode"):
+        full_jacobian(net, x)
+    assert net.training  # left as it was
+    fj = full_jacobian(net, x, batch_statistics=True)  # training use: the sampled sub-network
+    assert fj.input_gradient.shape == x.shape
+    assert full_jacobian(net.eval(), x).completeness_error(relative=True).max() < 1e-10
+
+
 @pytest.mark.parametrize("act", [nn.Tanh(), nn.GELU(), nn.Sigmoid(), nn.ReLU6()])
 def test_error_not_piecewise_linear(act):
     net = nn.Sequential(nn.Linear(3, 4), act, nn.Linear(4, 2))

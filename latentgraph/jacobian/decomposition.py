@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
+from torch.nn.modules.dropout import _DropoutNd
 
 __all__ = ["FullJacobian", "full_jacobian", "bias_layer_names", "decompose"]
 
@@ -84,6 +85,10 @@ def _check_model(model: nn.Module, strict: bool, batch_statistics: bool) -> None
                     f"BatchNorm layer '{name}' normalizes with batch statistics (training "
                     "mode or track_running_stats=False), which couples the samples of the "
                     "batch; call model.eval() first")
+        if isinstance(module, _DropoutNd) and module.training and module.p > 0 and not batch_statistics:
+            raise ValueError(
+                f"dropout layer '{name}' is in training mode, so the terms would be those of a "
+                "random sub-network; call model.eval() first")
         if strict and isinstance(module, _NOT_PIECEWISE_LINEAR):
             raise ValueError(
                 f"module '{name}' ({type(module).__name__}) is not piecewise linear through "
@@ -236,10 +241,12 @@ def full_jacobian(
             are computed anyway but do not add up to the output. Functional
             calls inside ``forward`` cannot be checked; use
             :meth:`FullJacobian.completeness_error`. (default: :obj:`True`)
-        batch_statistics (bool): allow BatchNorm layers that normalize with the
-            batch's statistics (training mode); their effective bias then uses the
-            batch mean and biased variance, and the terms couple the samples.
-            Meant for training losses. (default: :obj:`False`)
+        batch_statistics (bool): allow a model in training mode: BatchNorm layers
+            that normalize with the batch's statistics (their effective bias then
+            uses the batch mean and biased variance, and the terms couple the
+            samples) and active dropout (the terms are those of the sampled
+            sub-network). Meant for training losses; without it either raises
+            :class:`ValueError`. (default: :obj:`False`)
 
     Example:
         >>> _ = torch.manual_seed(0)
