@@ -219,6 +219,12 @@ def test_parseval_retraction_formula_and_effect():
         parseval_retraction_([w], beta=0.0)
     with pytest.raises(ValueError, match="dimension"):
         ParsevalPenalty()([torch.ones(3)])
+    with pytest.raises(TypeError, match="`weights` must hold tensors"):
+        ParsevalPenalty()([[1.0, 2.0]])
+    with pytest.raises(ValueError, match="holds no weight"):
+        ParsevalPenalty()(nn.BatchNorm1d(3))
+    with pytest.raises(ValueError, match="holds no weight"):
+        parseval_retraction_([], beta=0.1)
 
 
 # ------------------------------------------------------------ objectives
@@ -266,6 +272,19 @@ def test_parseval_objective_retracts_in_training_only():
     assert torch.allclose(model.head.weight, 1.01 * w - 0.01 * (w @ w.T @ w))
     with pytest.raises(ValueError, match="retraction"):
         ParsevalObjective(retraction=-1.0)
+
+
+def test_objective_bad_arguments():
+    with pytest.raises(ValueError, match="`gamma` must be a finite number"):
+        LaplacianSmoothnessObjective(gamma=-0.01)
+    with pytest.raises(TypeError, match="`gamma` must be a number"):
+        LaplacianSmoothnessObjective(gamma="0.01")
+    with pytest.raises(ValueError, match="`weight` must be a finite number"):
+        LabelVariationObjective(weight=float("nan"))
+    with pytest.raises(ValueError, match="`penalty` must be a finite number"):
+        ParsevalObjective(penalty=float("inf"))
+    with pytest.raises(ValueError, match="`k` must be at least 1"):
+        LabelVariationObjective(k=0)
 
 
 def test_objectives_train_with_the_trainer():

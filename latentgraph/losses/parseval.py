@@ -41,8 +41,10 @@ def _weights(weights: nn.Module | Iterable[Tensor]) -> list[Tensor]:
     if not out:
         raise ValueError("`weights` holds no weight of dimension ≥ 2")
     for w in out:
-        if not isinstance(w, Tensor) or w.dim() < 2:
-            raise ValueError("`weights` must be tensors of dimension ≥ 2 (out × …)")
+        if not isinstance(w, Tensor):
+            raise TypeError(f"`weights` must hold tensors, got {type(w).__name__}")
+        if w.dim() < 2:
+            raise ValueError(f"`weights` must be tensors of dimension ≥ 2 (out × …), got shape {tuple(w.shape)}")
     return out
 
 
