@@ -196,3 +196,16 @@ def test_cifar_config_builds_loaders_and_trains(tmp_path):
 
     history = run_config(config, progress=False)["history"]
     assert history[0]["step"] == 2 and 0.0 <= history[0]["eval/accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("model, message", [
+    ({"name": "small_cnn", "kwargs": {"width": 4, "num_classes": 7}},
+     "model must output one logit per class, B×10 for the labels 0..9 of digits, got (2, 7); set num_classes: 10"),
+    ({"name": "small_cnn", "kwargs": {"width": 4, "in_channels": 3}}, "model does not run on digits inputs"),
+])
+def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path, capsys, model, message):
+    path = tiny_run(tmp_path, model=model)
+    assert main(["train", "--config", str(path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "run.yaml" in err, err
+    assert not (tmp_path / "out" / "checkpoints").exists()

@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 import torch
 import yaml
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
@@ -21,6 +22,24 @@ log = logging.getLogger("latentgraph.train")
 
 #: Final weights of a run (a bare ``state_dict``), inside the output folder.
 MODEL_FILE = "model.pt"
+
+
+def _check_outputs(network: nn.Module, example: torch.Tensor, classes: Optional[int], where: str, data: str) -> None:
+    """A clear error, before training, for a network that does not run on the data or (``classes``
+    given) outputs fewer logits than there are labels."""
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            out = network(example[:2].to(next(network.parameters()).device))
+    except RuntimeError as error:
+        raise ValueError(f"{where} does not run on {data} inputs of shape {tuple(example.shape[1:])}: {error}") from None
+    finally:
+        network.train(was_training)
+    if classes is not None and (not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < classes):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"{where} must output one logit per class, B×{classes} for the labels 0..{classes - 1} of "
+                         f"{data}, got {shape}; set num_classes: {classes} in its kwargs")
 
 
 def teacher_recipe(config: TrainConfig) -> TrainConfig:
@@ -77,6 +96,15 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
     torch.manual_seed(config.seed)  # the model's initial weights
     model = build_model(config.model, source)
     example = next(iter(train_loader))[0][:8]
+    dataset = train_loader.dataset
+    labels = dataset.tensors[1] if isinstance(dataset, TensorDataset) else getattr(dataset, "y", None)
+    classes = int(labels.max()) + 1 if isinstance(labels, torch.Tensor) and labels.numel() else None
+    # the teacher and a plainly classified model must give one logit per class; other objectives may
+    # train embeddings of any width, so for them only check that the model runs on the data
+    _check_outputs(model, example, classes if config.method.name == "classification" else None,
+                   f"{source}: model", config.data.name)
+    if teacher is not None:
+        _check_outputs(teacher, example, classes, f"{source}: teacher", config.data.name)
     objective = build_objective(config.method, model, teacher, example, source)
     trainer = Trainer(
         model, objective, build_optimizer(config.optim), scheduler=build_scheduler(config.schedule, config.epochs),
