@@ -38,9 +38,9 @@ def make_model(seed=0):
     return nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
 
 
-def make_trainer(model, tmp_path=None, **kw):
+def make_trainer(model, tmp_path=None, objective=None, **kw):
     return Trainer(
-        model, ClassificationObjective(),
+        model, objective if objective is not None else ClassificationObjective(),
         lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),
         scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.5),
         checkpoint_dir=None if tmp_path is None else tmp_path / "ckpt", progress=False, seed=3, **kw)
@@ -168,15 +168,12 @@ def test_crash_resumes_from_last_periodic_checkpoint(tmp_path):
                 raise RuntimeError("boom")
             return super().__call__(model, batch)
 
-    model = make_model()
-    trainer = Trainer(model, CrashAt(), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-                      scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [1, 2], 0.5),
-                      checkpoint_dir=tmp_path, checkpoint_every=3, progress=False, seed=3)
+    trainer = make_trainer(make_model(), tmp_path, objective=CrashAt(), checkpoint_every=3)
     with pytest.raises(RuntimeError, match="boom"):
         trainer.fit(make_loader(NoisyDataset()), epochs=3)
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 6
+    assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["step"] == 6
     resumed = make_model(seed=1)
-    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path / "last.pt")
+    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path / "ckpt" / "last.pt")
     assert torch.equal(flat(resumed), expected)
 
 
@@ -192,15 +189,12 @@ def test_ctrl_c_signal_during_a_step_saves_after_the_step(tmp_path):
                 os.kill(os.getpid(), signal.SIGINT)  # arrives in the middle of step 4
             return super().__call__(model, batch)
 
-    model = make_model()
-    trainer = Trainer(model, SignalAt(), lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
-                      scheduler=lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [1, 2], 0.5),
-                      checkpoint_dir=tmp_path, progress=False, seed=3)
+    trainer = make_trainer(make_model(), tmp_path, objective=SignalAt())
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(make_loader(NoisyDataset()), epochs=3)
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
+    assert torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["step"] == 4
     resumed = make_model(seed=1)
-    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path)
+    make_trainer(resumed).fit(make_loader(NoisyDataset()), epochs=3, resume=tmp_path / "ckpt")
     assert torch.equal(flat(resumed), expected)
 
 
