@@ -32,6 +32,8 @@ COMMANDS: dict[str, str] = {
 
 #: Exit status for a run stopped by bad input (argparse uses the same).
 EXIT_BAD_INPUT = 2
+#: Exit status for a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 LOG_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 LOG_DATEFMT = "%H:%M:%S"
@@ -113,7 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Bad input met while running (``ValueError``, ``TypeError``, a missing
     file) is reported as one ``ERROR`` log line and exit status 2, without a
-    traceback (``--verbose`` shows it).
+    traceback (``--verbose`` shows it); a non-finite training loss gives
+    status 1 and Ctrl-C status 130, also without a traceback.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -132,6 +135,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.debug("traceback", exc_info=True)
         log.error("%s", error)
         return EXIT_BAD_INPUT
+    except FloatingPointError as error:  # a diverged run: the trainer stops before the bad update
+        log.debug("traceback", exc_info=True)
+        log.error("%s (lower the learning rate or check the data)", error)
+        return 1
+    except KeyboardInterrupt:
+        log.debug("traceback", exc_info=True)
+        log.error("interrupted")
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

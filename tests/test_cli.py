@@ -210,3 +210,22 @@ def test_bad_device(tmp_path, capsys, device, phrase):
 def test_model_factory_that_needs_arguments(tmp_path, capsys):
     _fails(["--model", "torch.nn:Linear", "--output", str(tmp_path)], capsys,
            "--model: calling torch.nn:Linear failed")
+
+
+@pytest.mark.parametrize("error, code, phrase", [
+    (KeyboardInterrupt(), cli.EXIT_INTERRUPTED, "--output runs/x --resume"),
+    (FloatingPointError("non-finite loss at step 3: ce=nan"), 1, "non-finite loss at step 3: ce=nan (lower the"),
+])
+def test_train_stopped_by_ctrl_c_or_divergence_says_so_without_traceback(tmp_path, monkeypatch, capsys,
+                                                                        error, code, phrase):
+    import latentgraph.train.run
+
+    def stop(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(latentgraph.train.run, "run_config", stop)
+    path = tmp_path / "run.yaml"
+    path.write_text("data: {name: digits}\nmodel: {name: small_cnn}\noutput: runs/x\n")
+    assert cli.main(["train", "--config", str(path)]) == code
+    err = capsys.readouterr().err
+    assert phrase in err and "Traceback" not in err, err

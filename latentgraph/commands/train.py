@@ -41,6 +41,12 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("latentgraph").setLevel(logging.WARNING)
     try:
         result = run_config(config, resume=args.resume, source=args.config, progress=args.progress)
+    except KeyboardInterrupt:
+        if main:
+            logging.getLogger("latentgraph").warning(
+                "stopped; continue with: latentgraph train --config %s --output %s --resume",
+                args.config, config.output)
+        raise
     finally:
         if distributed:
             import torch.distributed as dist
