@@ -236,6 +236,11 @@ def test_resume_with_missing_or_corrupt_checkpoint(tmp_path):
         make_trainer(make_model()).fit(make_loader(NoisyDataset()), 1, resume=bad)
     with pytest.raises(ValueError, match="checkpoint_dir"):
         make_trainer(make_model()).fit(make_loader(NoisyDataset()), 1, resume=True)
+    # a good checkpoint of another network: one error naming the file, no half-restored trainer
+    make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset()), 1)
+    wider = nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 2))
+    with pytest.raises(ValueError, match=r"(?s)last\.pt' does not fit this run .*size mismatch"):
+        make_trainer(wider).fit(make_loader(NoisyDataset()), 2, resume=tmp_path / "ckpt")
 
 
 class TeacherObjective(nn.Module):

@@ -419,12 +419,16 @@ class Trainer:
                 f"(world size {state['world_size']}); the loader now has {len(loader)} — resume with the same data, "
                 f"batch size and number of processes"
             )
-        self.model.load_state_dict(state["model"])
-        if isinstance(self.objective, nn.Module):
-            if state["objective"] is None:
-                raise ValueError(f"checkpoint {str(path)!r} has no objective state but the objective is a module")
-            self.objective.load_state_dict(state["objective"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if isinstance(self.objective, nn.Module) and state["objective"] is None:
+            raise ValueError(f"checkpoint {str(path)!r} has no objective state but the objective is a module")
+        try:
+            self.model.load_state_dict(state["model"])
+            if isinstance(self.objective, nn.Module):
+                self.objective.load_state_dict(state["objective"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise ValueError(f"checkpoint {str(path)!r} does not fit this run (another model, objective or "
+                             f"optimizer?): {error}") from error
         if (self.scheduler is None) != (state["scheduler"] is None):
             raise ValueError(f"checkpoint {str(path)!r} and this trainer disagree on having a scheduler")
         if self.scheduler is not None:
