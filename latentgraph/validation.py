@@ -5,6 +5,7 @@ for a wrong value, and names the offending argument in the message.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -90,3 +91,33 @@ def check_same_batch(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
         )
     if a.device != b.device:
         raise ValueError(f"`{names[0]}` is on {a.device} but `{names[1]}` is on {b.device}")
+
+
+def check_neighbours(k: object, name: str = "k") -> int | None:
+    """Validate a neighbour count given before the batch size is known: ``None`` or an int ≥ 1.
+
+    Example:
+        >>> check_neighbours(None), check_neighbours(5)
+        (None, 5)
+    """
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"`{name}` must be an int or None, got {type(k).__name__}")
+    if k < 1:
+        raise ValueError(f"`{name}` must be at least 1 (or None for the complete graph), got {k}")
+    return k
+
+
+def check_number(value: object, name: str, positive: bool = False) -> float:
+    """A finite number ≥ 0 (> 0 with ``positive``) as a float — weights, temperatures, radii.
+
+    Example:
+        >>> check_number(2, "gamma")
+        2.0
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
+    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
+        raise ValueError(f"`{name}` must be a finite number {'>' if positive else '≥'} 0, got {value}")
+    return float(value)

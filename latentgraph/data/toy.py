@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..validation import check_number
+
 __all__ = ["entangled_rings", "noisy_torus"]
 
 
@@ -18,15 +20,6 @@ def _check_count(n: object, name: str, minimum: int) -> int:
     if n < minimum:
         raise ValueError(f"`{name}` must be at least {minimum}, got {n}")
     return n
-
-
-def _check_number(value: object, name: str, positive: bool = False) -> float:
-    """A finite number ≥ 0 (> 0 with ``positive``) as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
-        raise ValueError(f"`{name}` must be a finite number {'>' if positive else '>='} 0, got {value}")
-    return float(value)
 
 
 def _generator(seed: object) -> torch.Generator:
@@ -66,8 +59,8 @@ def entangled_rings(n: int = 1000, noise: float = 0.0, seed: int = 0, radius: fl
         True
     """
     n = _check_count(n, "n", 2)
-    noise = _check_number(noise, "noise")
-    radius = _check_number(radius, "radius", positive=True)
+    noise = check_number(noise, "noise")
+    radius = check_number(radius, "radius", positive=True)
     g = _generator(seed)
     sizes = (n - n // 2, n // 2)
     t = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
@@ -132,15 +125,15 @@ def noisy_torus(
         True
     """
     n = _check_count(n, "n", 1)
-    noise = _check_number(noise, "noise")
+    noise = check_number(noise, "noise")
     if not isinstance(regions, (tuple, list)) or len(regions) == 0:
         raise ValueError(f"`regions` must be a non-empty tuple of ints, got {regions!r}")
     counts = [_check_count(c, "regions", 1) for c in regions]
     for a, b in zip(counts, counts[1:]):
         if max(a, b) % min(a, b):
             raise ValueError(f"`regions` must be nested: each count must divide the next or be divided by it, got {a} and {b}")
-    major_radius = _check_number(major_radius, "major_radius", positive=True)
-    minor_radius = _check_number(minor_radius, "minor_radius", positive=True)
+    major_radius = check_number(major_radius, "major_radius", positive=True)
+    minor_radius = check_number(minor_radius, "minor_radius", positive=True)
     if not minor_radius < major_radius:
         raise ValueError(f"need 0 < minor_radius < major_radius, got {minor_radius} and {major_radius}")
     g = _generator(seed)

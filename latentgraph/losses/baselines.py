@@ -13,15 +13,7 @@ from torch import Tensor, nn
 
 from latentgraph.graphs.similarity import similarity_matrix, squared_distances
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
-from latentgraph.validation import check_features, check_same_batch
-
-
-def _check_positive(value: object, name: str, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
-    if not (value >= 0 if allow_zero else value > 0):
-        raise ValueError(f"`{name}` must be {'non-negative' if allow_zero else 'positive'}, got {value}")
-    return float(value)
+from latentgraph.validation import check_features, check_number, check_same_batch
 
 
 class KDLoss(nn.Module):
@@ -46,7 +38,7 @@ class KDLoss(nn.Module):
 
     def __init__(self, temperature: float = 4.0) -> None:
         super().__init__()
-        self.temperature = _check_positive(temperature, "temperature")
+        self.temperature = check_number(temperature, "temperature", positive=True)
 
     def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
         s = check_features(student_logits, "student_logits")
@@ -115,8 +107,8 @@ class RKDLoss(nn.Module):
 
     def __init__(self, distance_weight: float = 25.0, angle_weight: float = 50.0) -> None:
         super().__init__()
-        self.distance_weight = _check_positive(distance_weight, "distance_weight", allow_zero=True)
-        self.angle_weight = _check_positive(angle_weight, "angle_weight", allow_zero=True)
+        self.distance_weight = check_number(distance_weight, "distance_weight")
+        self.angle_weight = check_number(angle_weight, "angle_weight")
 
     def forward(self, student: Layers, teacher: Layers) -> Tensor:
         pairs = layer_pairs(student, teacher)
@@ -248,7 +240,7 @@ class PKTLoss(nn.Module):
 
     def __init__(self, eps: float = 1e-7) -> None:
         super().__init__()
-        self.eps = _check_positive(eps, "eps")
+        self.eps = check_number(eps, "eps", positive=True)
 
     def _conditional(self, x: Tensor) -> Tensor:
         k = (similarity_matrix(x, "cosine") + 1.0) / 2.0

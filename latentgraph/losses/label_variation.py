@@ -7,23 +7,7 @@ from torch import Tensor, nn
 from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.gsp import label_variation
 from latentgraph.graphs.similarity import SIMILARITIES
-from latentgraph.validation import check_choice, check_features, check_labels
-
-
-def check_neighbours(k: object, name: str = "k") -> int | None:
-    """Validate a neighbour count given before the batch size is known: ``None`` or an int ≥ 1.
-
-    Example:
-        >>> check_neighbours(None), check_neighbours(5)
-        (None, 5)
-    """
-    if k is None:
-        return None
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"`{name}` must be an int or None, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"`{name}` must be at least 1 (or None for the complete graph), got {k}")
-    return k
+from latentgraph.validation import check_choice, check_features, check_labels, check_neighbours
 
 
 class LabelVariationLoss(nn.Module):

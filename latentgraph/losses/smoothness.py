@@ -10,9 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.graphs.construct import dense_adjacency
-from latentgraph.losses.label_variation import check_neighbours
 from latentgraph.gsp import laplacian
-from latentgraph.validation import check_features, check_labels, check_same_batch
+from latentgraph.validation import check_features, check_labels, check_neighbours, check_same_batch
 
 
 def relu_layer_names(model: nn.Module, types: tuple[type[nn.Module], ...] = (nn.ReLU,)) -> list[str]:

@@ -14,7 +14,7 @@ from latentgraph.losses.isometry import IsometryLoss
 from latentgraph.validation import check_choice, check_tensor
 
 from .registry import register_objective
-from .regularized import check_weight
+from ...validation import check_number
 
 __all__ = ["IsometricObjective", "StackedIsometricObjective"]
 
@@ -56,7 +56,7 @@ class IsometricObjective:
     """
 
     def __init__(self, beta: float = 1.0, layer: str = "lil", scale: float = 1.0, scope: str = "class") -> None:
-        self.beta = check_weight(beta, "beta")
+        self.beta = check_number(beta, "beta")
         if not isinstance(layer, str) or not layer:
             raise ValueError(f"`layer` must be a module name, got {layer!r}")
         self.layer = layer
@@ -120,7 +120,7 @@ class StackedIsometricObjective:
     """
 
     def __init__(self, beta: float = 1.0, scale: float = 1.0, scope: str = "class", reference: str = "level") -> None:
-        self.beta = check_weight(beta, "beta")
+        self.beta = check_number(beta, "beta")
         self.isometry = IsometryLoss(scale=scale, scope=scope)
         self.reference = check_choice(reference, "reference", ("level", "data"))
 

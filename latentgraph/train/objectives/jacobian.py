@@ -21,7 +21,7 @@ from latentgraph.losses.jacobian import BiasJacobianPenalty, FullJacobianMatchin
 
 from .distillation import _layer_pairs, teacher_agreement
 from .registry import register_objective
-from .regularized import check_weight
+from ...validation import check_number
 
 __all__ = ["BiasJacobianObjective", "JacobianDistillationObjective"]
 
@@ -67,7 +67,7 @@ class BiasJacobianObjective(nn.Module):
         if not layers:
             raise ValueError("`layers` must name at least one bias layer")
         self.layers = list(layers)
-        self.weight = check_weight(weight, "weight")
+        self.weight = check_number(weight, "weight")
         self.penalty = BiasJacobianPenalty()
 
     def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
@@ -147,10 +147,10 @@ class JacobianDistillationObjective(nn.Module):
         teacher.eval()
         teacher.requires_grad_(False)
         self.__dict__["teacher"] = teacher  # frozen, never trained or saved
-        self.weights = {"output": check_weight(output_weight, "output_weight"),
-                        "input_jacobian": check_weight(input_weight, "input_weight"),
-                        "bias_jacobian": check_weight(bias_weight, "bias_weight"),
-                        "attention": check_weight(attention_weight, "attention_weight")}
+        self.weights = {"output": check_number(output_weight, "output_weight"),
+                        "input_jacobian": check_number(input_weight, "input_weight"),
+                        "bias_jacobian": check_number(bias_weight, "bias_weight"),
+                        "attention": check_number(attention_weight, "attention_weight")}
         for term, value, name in (("bias_jacobian", layers, "layers"),
                                   ("attention", attention_layers, "attention_layers")):
             if term in self.terms and value is None:

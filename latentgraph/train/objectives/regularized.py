@@ -7,7 +7,6 @@ trainer's ``weights`` multiply on top, default 1).
 """
 from __future__ import annotations
 
-import math
 from typing import Dict, Optional, Sequence
 
 import torch.nn.functional as F
@@ -18,23 +17,10 @@ from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.losses.parseval import ParsevalPenalty, parseval_retraction_
 from latentgraph.losses.smoothness import LaplacianSmoothnessLoss, relu_layer_names
 
+from ...validation import check_number
 from .registry import register_objective
 
 __all__ = ["LabelVariationObjective", "LaplacianSmoothnessObjective", "ParsevalObjective"]
-
-
-def check_weight(value: object, name: str) -> float:
-    """A finite weight ≥ 0 as a float; :class:`TypeError` for a non-number, :class:`ValueError` otherwise.
-
-    Example:
-        >>> check_weight(2, "gamma")
-        2.0
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"`{name}` must be a finite number ≥ 0, got {value}")
-    return float(value)
 
 
 @register_objective("label_variation")
@@ -75,7 +61,7 @@ class LabelVariationObjective:
         self.loss = LabelVariationLoss(k=k, similarity=similarity, normalize=normalize, normalized=normalized)
         self.layer = layer
         self.cross_entropy = bool(cross_entropy)
-        self.weight = check_weight(weight, "weight")
+        self.weight = check_number(weight, "weight")
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
@@ -134,7 +120,7 @@ class LaplacianSmoothnessObjective:
 
     def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
-        self.gamma = check_weight(gamma, "gamma")
+        self.gamma = check_number(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
         self.layers = None if layers is None else list(layers)
         self.apply_relu = bool(apply_relu)
@@ -183,10 +169,10 @@ class ParsevalObjective:
     """
 
     def __init__(self, retraction: float = 0.01, penalty: float = 0.0) -> None:
-        self.retraction = check_weight(retraction, "retraction")
+        self.retraction = check_number(retraction, "retraction")
         if self.retraction > 1:
             raise ValueError(f"`retraction` must be in [0, 1], got {retraction}")
-        self.penalty_weight = check_weight(penalty, "penalty")
+        self.penalty_weight = check_number(penalty, "penalty")
         self.penalty = ParsevalPenalty()
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
