@@ -38,7 +38,7 @@ _RELATIONAL = {"gkd", "rkd", "sp", "pkt", "ega"}
 _NEEDS_LABELS = {"gkd"}
 
 
-def _layer_pairs(layers: object, name: str) -> list[tuple[str, str]]:
+def layer_name_pairs(layers: object, name: str) -> list[tuple[str, str]]:
     """``["a", "b"]`` (same names in both), ``{"s": "t"}`` or ``[["s", "t"], ...]`` → pairs."""
     if isinstance(layers, str):
         layers = [layers]
@@ -176,7 +176,7 @@ class DistillationObjective(nn.Module):
         self.criteria = nn.ModuleDict()
         self.weights: Dict[str, float] = {}
         self.pairs: Dict[str, list[tuple[str, str]]] = {}
-        default_pairs = None if layers is None else _layer_pairs(layers, "layers")
+        default_pairs = None if layers is None else layer_name_pairs(layers, "layers")
         for name, options in losses.items():
             if name not in METHODS:
                 raise ValueError(f"unknown distillation method {name!r}; available: {', '.join(METHODS)}")
@@ -187,7 +187,7 @@ class DistillationObjective(nn.Module):
                 raise ValueError(f"`losses.{name}.weight` must be a non-negative number, got {weight!r}")
             self.weights[name] = float(weight)
             if kind != "logits":
-                pairs = _layer_pairs(options.pop("layers"), f"losses.{name}.layers") if "layers" in options else default_pairs
+                pairs = layer_name_pairs(options.pop("layers"), f"losses.{name}.layers") if "layers" in options else default_pairs
                 if pairs is None:
                     raise ValueError(f"method {name!r} compares layers: give `layers` (or `losses.{name}.layers`)")
                 if kind == "embedding" and len(pairs) != 1:

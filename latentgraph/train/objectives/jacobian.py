@@ -19,7 +19,7 @@ from latentgraph.jacobian import bias_layer_names, full_jacobian
 from latentgraph.losses.baselines import AttentionTransferLoss
 from latentgraph.losses.jacobian import BiasJacobianPenalty, FullJacobianMatchingLoss
 
-from .distillation import _layer_pairs, teacher_agreement
+from .distillation import layer_name_pairs, teacher_agreement
 from .registry import register_objective
 from ...validation import check_number
 
@@ -155,8 +155,8 @@ class JacobianDistillationObjective(nn.Module):
                                   ("attention", attention_layers, "attention_layers")):
             if term in self.terms and value is None:
                 raise ValueError(f"method {method!r} matches {term.replace('_', '-')} maps: give `{name}`")
-        self.pairs = _layer_pairs(layers, "layers") if "bias_jacobian" in self.terms else []
-        self.attention_pairs = (_layer_pairs(attention_layers, "attention_layers")
+        self.pairs = layer_name_pairs(layers, "layers") if "bias_jacobian" in self.terms else []
+        self.attention_pairs = (layer_name_pairs(attention_layers, "attention_layers")
                                 if "attention" in self.terms else [])
         self.matching = FullJacobianMatchingLoss([s for s, _ in self.pairs], [t for _, t in self.pairs],
                                                  normalize=normalize)
