@@ -85,6 +85,12 @@ def _worker(rank, port, folder):
         out["sharded"] = isinstance(shard_loader(loader, 7).sampler, DistributedSampler)
         out["history"] = train(model, loader, f"{folder}/ckpt", f"{folder}/logs")
         out["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+        # BatchNorm statistics re-estimated on each rank's shard, then averaged over ranks
+        torch.manual_seed(0)
+        bn_model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3))
+        Trainer(bn_model, ClassificationObjective(), lambda p: torch.optim.SGD(p, lr=0.2), seed=7, progress=False,
+                bn_recalibration=True).fit(loader, epochs=1)
+        out["bn_weights"] = {k: v.clone() for k, v in bn_model.state_dict().items()}
         torch.save(out, f"{folder}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -148,3 +154,16 @@ def test_gather_outside_a_process_group_and_bad_mode():
     assert gather_features(x, "grad") is x
     with pytest.raises(ValueError, match="`mode` must be one of"):
         gather_features(x, "all")
+
+
+def test_bn_recalibration_averages_the_statistics_over_ranks(ranks):
+    _, results = ranks
+    first = results[0]["bn_weights"]
+    for out in results[1:]:
+        for name, value in out["bn_weights"].items():
+            assert torch.allclose(value, first[name], atol=1e-6), name
+    linear = nn.Linear(5, 8)
+    linear.load_state_dict({"weight": first["0.weight"], "bias": first["0.bias"]})
+    with torch.no_grad():  # two shards of 16 in batches of 4: the rank mean of batch means is the data mean
+        expected = linear(trainer_dataset().tensors[0]).mean(0)
+    assert torch.allclose(first["1.running_mean"], expected, atol=1e-5)
