@@ -16,6 +16,7 @@ from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
 from .config import MethodConfig, ModelConfig, TrainConfig
 from .distributed import barrier, get_world_size, is_main_process
+from .evaluation import model_device
 from .trainer import Trainer
 
 log = logging.getLogger("latentgraph.train")
@@ -31,7 +32,7 @@ def _check_outputs(network: nn.Module, example: torch.Tensor, classes: Optional[
     network.eval()
     try:
         with torch.no_grad():
-            out = network(example[:2].to(next(network.parameters()).device))
+            out = network(example[:2].to(model_device(network)))
     except RuntimeError as error:
         raise ValueError(f"{where} does not run on {data} inputs of shape {tuple(example.shape[1:])}: {error}") from None
     finally:
