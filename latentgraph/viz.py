@@ -114,7 +114,8 @@ def draw_latent_graphs(
         src, dst = g.edge_index.cpu()
         weight = g.edge_weight.detach().cpu().double() if g.edge_weight is not None else torch.ones(src.numel())
         y = g.y.cpu()
-        heaviest = float(weight.max()) if weight.numel() else 1.0
+        heaviest = float(weight.max()) if weight.numel() else 0.0
+        heaviest = heaviest if heaviest > 0 else 1.0  # all-zero weights: faint lines, not NaN opacities
         keep = src < dst
         if edges == "inter_class":
             keep &= y[src] != y[dst]

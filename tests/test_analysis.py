@@ -309,3 +309,19 @@ def test_drawing_has_a_class_legend_with_the_node_colours(tmp_path, monkeypatch)
     legend_colours = [tuple(h.get_markerfacecolor()) for h in legend.legend_handles]
     node_colours = {int(c): tuple(rgba) for c, rgba in zip(y, scatter.to_rgba(y.numpy()))}
     assert legend_colours == [node_colours[0], node_colours[2], node_colours[5]]
+
+
+def test_drawing_a_graph_whose_edges_all_weigh_zero(tmp_path, monkeypatch):
+    from matplotlib.collections import LineCollection
+    from torch_geometric.data import Data
+
+    from latentgraph import viz
+
+    figures = []
+    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig) or path)
+    g = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), edge_weight=torch.zeros(4),
+             y=torch.tensor([0, 1, 1]), num_nodes=3)
+    draw_latent_graphs({"g": g}, tmp_path / "g.png")
+    (lines,) = [c for c in figures[0].axes[0].collections if isinstance(c, LineCollection)]
+    alpha = lines.get_colors()[:, 3]
+    assert len(alpha) == 1 and np.isfinite(alpha).all() and alpha[0] == pytest.approx(0.05)  # faint, not NaN
