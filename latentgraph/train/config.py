@@ -208,9 +208,13 @@ def _check_values(config: TrainConfig, source: str) -> None:
     def fail(key: str, message: str) -> None:
         raise ValueError(f"{source}: {key} {message}")
 
+    def close(value: str, choices) -> str:
+        match = difflib.get_close_matches(str(value), list(map(str, choices)), n=1)
+        return f" (did you mean {match[0]!r}?)" if match else ""
+
     def choice(key: str, value: str, choices) -> None:
         if value not in choices:
-            fail(key, f"must be one of {', '.join(map(str, choices))}; got {value!r}")
+            fail(key, f"must be one of {', '.join(map(str, choices))}; got {value!r}{close(value, choices)}")
 
     choice("data.name", config.data.name, DATASETS)
     if config.data.name.startswith("cifar") and not config.data.root:
@@ -227,7 +231,8 @@ def _check_values(config: TrainConfig, source: str) -> None:
     if config.teacher is not None:
         choice("teacher.name", config.teacher.name, sorted(MODELS))
     if config.method.name not in available_objectives():
-        fail("method.name", f"is {config.method.name!r}, not a registered method; "
+        fail("method.name", f"is {config.method.name!r}, not a registered method"
+                            f"{close(config.method.name, available_objectives())}; "
                             f"registered: {', '.join(available_objectives())}")
     wants_teacher = "teacher" in inspect.signature(get_objective(config.method.name)).parameters
     if wants_teacher and config.teacher is None:
