@@ -26,7 +26,8 @@ from torch_geometric.data import Data
 from .capture import capture, layer_names
 from .graphs import latent_graph, resolve_similarity
 from .gsp import label_variation
-from .train.checkpoint import load_file, write_atomic
+from .atomic import save_torch, write_text
+from .train.checkpoint import load_file
 from .validation import check_features, check_k, check_labels
 
 log = logging.getLogger(__name__)
@@ -174,7 +175,7 @@ class AnalysisResult:
                 for name, graphs in self.graphs.items()
             },
         }
-        return write_atomic(path, lambda f: torch.save(payload, f))
+        return save_torch(payload, path)
 
     def write_report(
         self,
@@ -200,7 +201,7 @@ class AnalysisResult:
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         files = {
-            "csv": write_atomic(out / "table.csv", lambda f: f.write(self.to_csv().encode())),
+            "csv": write_text(out / "table.csv", self.to_csv()),
             "graphs": self.save_graphs(out / "graphs.pt"),
         }
         if plots:
@@ -215,7 +216,7 @@ class AnalysisResult:
                     titles={name: f"{name}\nnormalized LV {float(label_variation(g, normalized=True)):.3f}"
                             for name, g in drawn.items()},
                 )
-        files["markdown"] = write_atomic(out / "report.md", lambda f: f.write(self._report(info, files).encode()))
+        files["markdown"] = write_text(out / "report.md", self._report(info, files))
         return files
 
     def drawing_graphs(self, classes: int = 4, per_class: int = 5, k: int = 5) -> dict[str, Data]:

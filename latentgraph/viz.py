@@ -30,11 +30,9 @@ def _figure(width: float, height: float):
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    from .train.checkpoint import write_atomic
+    from .atomic import save_figure
 
-    path = Path(path)
-    fmt = path.suffix.lstrip(".") or "png"
-    return write_atomic(path, lambda f: fig.savefig(f, format=fmt))
+    return save_figure(fig, path)
 
 
 def plot_label_variation(result: AnalysisResult, path: str | os.PathLike) -> Path:

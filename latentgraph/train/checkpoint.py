@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 import random
-import tempfile
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Union
+from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
+
+from ..atomic import save_torch, write_text
 
 PathLike = Union[str, os.PathLike]
 
@@ -44,35 +45,12 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
         >>> torch.load(p, weights_only=True)["a"]
         tensor([1., 1.])
     """
-    return write_atomic(path, lambda f: torch.save(obj, f))
+    return save_torch(obj, path)
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`save_atomic` does."""
-    return write_atomic(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def write_atomic(path: PathLike, write: Callable[[Any], object]) -> Path:
-    """Call ``write(file)`` on a temporary file next to ``path``, flush it to disk,
-    give it the permissions a plain ``open`` would (``mkstemp`` makes it 0600)
-    and move it over ``path``; on any error remove it and leave ``path`` as it was."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return write_text(path, text)
 
 
 def load_file(path: PathLike, map_location: Any = None) -> Any:
