@@ -229,3 +229,7 @@ def test_train_stopped_by_ctrl_c_or_divergence_says_so_without_traceback(tmp_pat
     assert cli.main(["train", "--config", str(path)]) == code
     err = capsys.readouterr().err
     assert phrase in err and "Traceback" not in err, err
+
+
+def test_non_positive_learning_rate(tmp_path, capsys):
+    _fails(["--lr", "0", "--output", str(tmp_path)], capsys, "--lr must be positive, got 0.0")

@@ -67,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
         low = 0 if name == "epochs" else 1
         if getattr(args, name) is not None and getattr(args, name) < low:
             raise ValueError(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+    if not args.lr > 0:
+        raise ValueError(f"--lr must be positive, got {args.lr}")
     if args.k is not None and args.k >= args.batch_size:
         raise ValueError(f"--k must be below --batch-size ({args.batch_size}): a node has at most "
                          f"{args.batch_size - 1} neighbours, got {args.k}")
