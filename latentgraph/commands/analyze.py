@@ -95,12 +95,7 @@ def run(args: argparse.Namespace) -> int:
     info: dict[str, object] = {"command": f"`{getattr(args, 'command_line', 'latentgraph analyze')}`",
                                "data": data_name, "model": model_name}
     if args.checkpoint:
-        from ..train.checkpoint import load_model_weights
-
-        try:
-            load_model_weights(model, args.checkpoint)
-        except (FileNotFoundError, ValueError) as error:
-            raise type(error)(f"--checkpoint: {error}") from error
+        load_checkpoint_option(model, args.checkpoint)
         info["checkpoint"] = args.checkpoint
         log.info("loaded checkpoint %s", args.checkpoint)
     if args.batch_size > len(y_eval):
@@ -130,6 +125,17 @@ def run(args: argparse.Namespace) -> int:
     for kind, path in files.items():
         log.info("wrote %-14s %s", kind, path)
     return 0
+
+
+def load_checkpoint_option(model, path: str) -> None:
+    """Load ``--checkpoint`` (a state dict or trainer checkpoint, ``weights_only=True``)
+    into ``model``; errors name the option."""
+    from ..train.checkpoint import load_model_weights
+
+    try:
+        load_model_weights(model, path)
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"--checkpoint: {error}") from error
 
 
 def resolve_device(name: str | None):

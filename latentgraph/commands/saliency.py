@@ -48,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
     from ..jacobian.plots import save_saliency_overlays
     from ..seed import seed_everything
     from ..train import fit
-    from ..train.checkpoint import load_model_weights, save_atomic
-    from .analyze import build_model, load_data
+    from ..train.checkpoint import save_atomic
+    from .analyze import build_model, load_checkpoint_option, load_data, resolve_device
 
     if args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     if args.epochs < 0:
         raise ValueError(f"--epochs must be at least 0, got {args.epochs}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = resolve_device(args.device)
     seed_everything(args.seed)
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.images, args.seed,
                                                             holdout=not args.checkpoint)
@@ -65,10 +65,7 @@ def run(args: argparse.Namespace) -> int:
     model.to(device)
     out = Path(args.output)
     if args.checkpoint:
-        try:
-            load_model_weights(model, args.checkpoint)
-        except (FileNotFoundError, ValueError) as error:
-            raise type(error)(f"--checkpoint: {error}") from error
+        load_checkpoint_option(model, args.checkpoint)
     elif args.epochs > 0:
         log.info("training %s on %s for %d epochs", model_name, data_name, args.epochs)
         fit(model, make_loader(x_train, y_train, batch_size=64, shuffle=True, seed=args.seed),
