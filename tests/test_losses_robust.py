@@ -260,18 +260,33 @@ def test_label_variation_objective_layer_and_cross_entropy():
     assert torch.allclose(terms["label_variation"], 2.0 * LabelVariationLoss(k=3)(acts["pool"], y))
 
 
-def test_parseval_objective_retracts_in_training_only():
+def test_parseval_objective_retracts_after_each_optimizer_step():
     model, (x, y) = _cnn_batch()
     w = model.head.weight.detach().clone()
     objective = ParsevalObjective(retraction=0.01)
-    model.eval()
-    objective(model, (x, y))
-    assert torch.equal(model.head.weight, w)
-    model.train()
     assert sorted(objective(model, (x, y))) == ["ce"]
+    assert torch.equal(model.head.weight, w)  # computing the terms never moves the weights
+    with torch.no_grad():
+        objective.after_step(model)
     assert torch.allclose(model.head.weight, 1.01 * w - 0.01 * (w @ w.T @ w))
     with pytest.raises(ValueError, match="retraction"):
         ParsevalObjective(retraction=-1.0)
+
+
+def test_trainer_calls_after_step_once_per_optimizer_step():
+    from latentgraph.train import Trainer
+
+    calls = []
+
+    class Counting(ParsevalObjective):
+        def after_step(self, model):
+            calls.append(torch.is_grad_enabled())
+            super().after_step(model)
+
+    model, (x, y) = _cnn_batch()
+    loader = [(x, y)] * 3
+    Trainer(model, Counting(), lambda p: torch.optim.SGD(p, lr=0.01), progress=False, metrics={}).fit(loader, 2)
+    assert calls == [False] * 6
 
 
 def test_objective_bad_arguments():

@@ -292,6 +292,10 @@ class Trainer:
         loss.backward()
         average_gradients(self.parameters)
         self.optimizer.step()
+        after_step = getattr(self.objective, "after_step", None)
+        if after_step is not None:  # e.g. a projection of the weights (Parseval's retraction)
+            with torch.no_grad():
+                after_step(self.model)
         self.step += 1
         for name, value in zip(["loss", *terms], values):
             self._sums[name] = self._sums.get(name, 0.0) + value

@@ -148,11 +148,8 @@ class ParsevalObjective:
     * ``retraction`` :math:`\beta > 0`: the step
       :math:`W \leftarrow (1 + \beta) W - \beta W W^\top W`
       (:func:`~latentgraph.losses.parseval.parseval_retraction_`, official
-      :math:`\beta = 0.01`). The trainer has no post-step hook, so the
-      objective applies it to the model **at the start of each training call**,
-      i.e. right after the previous optimizer step (the final weights miss one
-      last retraction; the very first call retracts the initial weights);
-      nothing happens in eval mode;
+      :math:`\beta = 0.01`), applied by :meth:`after_step`, which the trainer
+      calls right after every optimizer step, as in Cisse et al. (2017);
     * ``penalty`` :math:`w > 0`: a term
       ``"parseval"`` :math:`= w \sum_W \lVert W W^\top - I\rVert_F^2`
       (:class:`~latentgraph.losses.parseval.ParsevalPenalty`). For SGD with
@@ -177,12 +174,15 @@ class ParsevalObjective:
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
-        if self.retraction > 0 and model.training:
-            parseval_retraction_(model, self.retraction)
         terms = {"ce": F.cross_entropy(model(x), y)}
         if self.penalty_weight > 0:
             terms["parseval"] = self.penalty_weight * self.penalty(model)
         return terms
+
+    def after_step(self, model: nn.Module) -> None:
+        """Retract the weights towards the Parseval manifold after an optimizer step."""
+        if self.retraction > 0:
+            parseval_retraction_(model, self.retraction)
 
     def __repr__(self) -> str:
         return f"ParsevalObjective(retraction={self.retraction}, penalty={self.penalty_weight})"
