@@ -234,3 +234,57 @@ def test_adjacency_mask_is_the_pattern_of_the_dense_adjacency():
         mask = lg.adjacency_mask(x, k=4, y=y, edges=edges)
         dense = lg.dense_adjacency(x, k=4, y=y, edges=edges)
         assert mask.dtype == torch.bool and torch.equal(mask, dense > 0)
+
+
+def test_rbf_is_exact_for_data_far_from_the_origin():
+    # ‖x_i‖² + ‖x_j‖² − 2 x_iᵀx_j cancels every digit of a unit distance at norm 1000 in float32
+    x = torch.randn(200, 16, generator=torch.Generator().manual_seed(5))
+    far = x + 1000.0
+    exact = brute_force_knn(far.double().numpy(), 5, "rbf")
+    idx = knn_indices(far, 5, "rbf")
+    assert {(i, int(j)) for i in range(200) for j in idx[i]} == exact
+    near_graph, far_graph = lg.latent_graph(x, k=5, similarity="rbf"), lg.latent_graph(far, k=5, similarity="rbf")
+    assert torch.equal(near_graph.edge_index, far_graph.edge_index)
+    assert torch.allclose(near_graph.edge_weight, far_graph.edge_weight, atol=1e-4)
+    assert torch.allclose(lg.dense_adjacency(far, k=5, similarity="rbf"), lg.dense_adjacency(x, k=5, similarity="rbf"),
+                          atol=1e-4)
+
+
+def test_rbf_search_values_are_the_exact_squared_distances():
+    x = torch.randn(50, 8, generator=torch.Generator().manual_seed(6)) * 3 + 500
+    idx, values = knn_module.torch_knn_search(x, 4, "rbf")
+    exact = ((x.double()[:, None] - x.double()[idx]) ** 2).sum(-1)
+    assert torch.allclose(values.double(), exact, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+def test_half_precision_is_searched_like_float32(dtype, similarity):
+    x = torch.rand(60, 12, generator=torch.Generator().manual_seed(7)).to(dtype)
+    assert torch.equal(knn_indices(x, 4, similarity), knn_indices(x.float(), 4, similarity))
+    g = lg.latent_graph(x, k=4, similarity=similarity)
+    assert g.edge_weight.dtype == dtype and torch.isfinite(g.edge_weight).all()
+
+
+def test_transform_drops_the_old_edge_attributes_and_keeps_the_rest():
+    from torch_geometric.data import Data
+
+    data = Data(x=torch.rand(10, 4), y=torch.arange(10) % 2, pos=torch.rand(10, 2),
+                edge_index=torch.tensor([[0, 1, 2], [1, 2, 3]]), edge_attr=torch.rand(3, 2), name="batch 1")
+    out = lg.LatentGraph(k=3)(data)
+    assert "edge_attr" not in out and out.name == "batch 1" and torch.equal(out.pos, data.pos)
+    assert out.edge_weight.shape[0] == out.edge_index.shape[1]
+    assert torch.equal(data.edge_index, torch.tensor([[0, 1, 2], [1, 2, 3]]))  # the input is left alone
+
+
+def test_transform_builds_one_graph_per_member_of_a_batch():
+    from torch_geometric.data import Batch, Data
+
+    parts = [Data(x=torch.rand(n, 4), y=torch.arange(n) % 2) for n in (6, 9)]
+    batch = lg.LatentGraph(k=3)(Batch.from_data_list(parts))
+    row, col = batch.edge_index
+    assert torch.equal(batch.batch[row], batch.batch[col])  # no edge joins two graphs
+    for part, back in zip(parts, batch.to_data_list()):
+        alone = lg.latent_graph(part.x, part.y, k=3)
+        assert torch.equal(back.edge_index, alone.edge_index)
+        assert torch.allclose(back.edge_weight, alone.edge_weight)

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .similarity import neighbour_embedding
+from .similarity import neighbour_embedding, pair_squared_distances
 
 _BLOCK = 2**25
 
@@ -41,9 +41,20 @@ def _scores(e: Tensor, rows: slice, similarity: str) -> Tensor:
 
 
 def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor]:
-    """Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
-    value is the pair's similarity, or its squared Euclidean distance for ``"rbf"``."""
-    e = neighbour_embedding(x, similarity)
+    r"""Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
+    value is the pair's similarity, or for ``"rbf"`` its squared Euclidean
+    distance :math:`\lVert x_i - x_j\rVert^2`, computed from the difference
+    (exact, equal to :func:`~latentgraph.graphs.similarity.pair_squared_distances`).
+
+    Half-precision inputs are searched in float32; values have ``x``'s dtype.
+
+    Example:
+        >>> idx, values = torch_knn_search(torch.tensor([[0.0], [1.0], [3.0]]) + 1000, 1, "rbf")
+        >>> idx.flatten().tolist(), values.flatten().tolist()
+        ([1, 0, 1], [1.0, 1.0, 4.0])
+    """
+    # float16 / bfloat16 are searched in float32: too coarse to rank, and slow on CPU
+    e = neighbour_embedding(x.float() if x.element_size() < 4 else x, similarity)
     num = e.shape[0]
     step = max(1, _BLOCK // num)
     found, values = [], []
@@ -61,11 +72,13 @@ def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor
             rows = tied.nonzero().flatten()
             idx[rows] = torch.sort(s[rows], dim=1, descending=True, stable=True).indices[:, :k]
             vals[rows] = s[rows].gather(1, idx[rows])
-        if similarity == "rbf":  # score = ‖e_i‖² − ‖e_i − e_j‖²
-            vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
         found.append(idx)
         values.append(vals)
-    return torch.cat(found), torch.cat(values)
+    idx = torch.cat(found)
+    if similarity == "rbf":  # the scores' expansion loses digits; the differences do not
+        rows = torch.arange(num, device=x.device).repeat_interleave(k)
+        return idx, pair_squared_distances(x, rows, idx.flatten()).view(num, k)
+    return idx, torch.cat(values).to(x.dtype)
 
 
 def _torch_knn(x: Tensor, k: int, similarity: str) -> Tensor:
@@ -76,7 +89,7 @@ def _faiss_knn(x: Tensor, k: int, similarity: str) -> Tensor:
     import faiss
     import numpy as np
 
-    e = neighbour_embedding(x, similarity).detach().to("cpu", torch.float32).contiguous().numpy()
+    e = neighbour_embedding(x.detach().to("cpu", torch.float32), similarity).contiguous().numpy()
     index = faiss.IndexFlatL2(e.shape[1])
     index.add(e)
     _, found = index.search(e, k + 1)

@@ -50,12 +50,27 @@ def _unit_rows(x: Tensor, centre: bool) -> Tensor:
     return F.normalize(x, p=2.0, dim=1, eps=1e-12)
 
 
+def _centred(x: Tensor) -> Tensor:
+    """``x`` minus its (detached) mean row: the same Euclidean distances, smaller norms."""
+    return x - x.detach().mean(dim=0, keepdim=True)
+
+
 def squared_distances(x: Tensor) -> Tensor:
     r"""Dense squared Euclidean distances :math:`\lVert x_i - x_j\rVert^2`, clamped at 0.
 
-    Uses :math:`\lVert x_i\rVert^2 + \lVert x_j\rVert^2 - 2 x_i^\top x_j` (one
+    Centres the batch (distances do not depend on a shift; without it a
+    common offset such as ``x + 1000`` cancels away every digit of the
+    distances in float32), then uses
+    :math:`\lVert x_i\rVert^2 + \lVert x_j\rVert^2 - 2 x_i^\top x_j` (one
     matrix product), so the gradient is finite even between identical rows.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0]]) + 1000
+        >>> squared_distances(x)
+        tensor([[ 0., 25.],
+                [25.,  0.]])
     """
+    x = _centred(x)
     sq = (x * x).sum(dim=1)
     return (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_min(0.0)
 
@@ -141,9 +156,11 @@ def pair_similarity(
 def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
     """Vectors whose Euclidean nearest neighbours are the most similar rows of ``x``.
 
-    Unit rows for ``"cosine"`` (centred first for ``"pearson"``), ``x`` itself
-    for ``"rbf"``. ``similarity`` must already be resolved.
+    Unit rows for ``"cosine"`` (centred first for ``"pearson"``); for
+    ``"rbf"``, ``x`` minus its mean row, which keeps the distances and avoids
+    the cancellation of large common offsets in the searches' matrix products.
+    ``similarity`` must already be resolved.
     """
     if similarity in ("cosine", "pearson"):
         return _unit_rows(x, centre=similarity == "pearson")
-    return x
+    return _centred(x)

@@ -1,7 +1,8 @@
 """PyTorch Geometric transform that builds a latent geometry graph."""
 from __future__ import annotations
 
-from torch_geometric.data import Data
+from torch import Tensor
+from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
 from .construct import latent_graph
@@ -12,8 +13,12 @@ class LatentGraph(BaseTransform):
     geometry graph of its node features ``data.x`` (and labels ``data.y``).
 
     Same arguments and defaults as :func:`~latentgraph.latent_graph`; sets
-    ``edge_index`` and ``edge_weight`` on a copy of ``data``, keeping its other
-    attributes (``x`` is not flattened in place).
+    ``edge_index`` and ``edge_weight`` on a copy of ``data``, drops the
+    attributes of the old edges (``edge_attr`` and the like, which no longer
+    match) and keeps the others (``x`` is not flattened in place). On a
+    :class:`~torch_geometric.data.Batch` each graph gets its own latent
+    graph (no edge joins two graphs; ``k`` must fit the smallest one), with
+    labels ``y`` used only when node-level (one per node).
 
     Example:
         >>> from torch_geometric.data import Data
@@ -43,8 +48,15 @@ class LatentGraph(BaseTransform):
     def forward(self, data: Data) -> Data:
         if getattr(data, "x", None) is None:
             raise ValueError("`data.x` is required: LatentGraph builds the graph from the node features")
-        graph = latent_graph(data.x, getattr(data, "y", None), k=self.k, **self.options)
-        out = data.clone() if hasattr(data, "clone") else data
+        if isinstance(data, Batch):  # one latent graph per graph, slices kept consistent
+            return Batch.from_data_list([self.forward(graph) for graph in data.to_data_list()])
+        y = getattr(data, "y", None)
+        if isinstance(y, Tensor) and y.dim() >= 1 and y.shape[0] != data.x.shape[0]:
+            y = None  # a graph-level label, not one per node
+        graph = latent_graph(data.x, y, k=self.k, **self.options)
+        out = data.clone()
+        for key in out.edge_attrs():
+            del out[key]
         out.edge_index = graph.edge_index
         out.edge_weight = graph.edge_weight
         return out
