@@ -35,9 +35,20 @@ def _check_graph(g: object, name: str = "g") -> tuple[Tensor, Tensor, int] | Ten
     if isinstance(g, Data):
         if g.edge_index is None or g.num_nodes is None:
             raise ValueError(f"`{name}` must carry `edge_index` and `num_nodes`")
+        edge_index, num = g.edge_index, int(g.num_nodes)
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2 or edge_index.dtype != torch.long:
+            raise ValueError(f"`{name}.edge_index` must be a 2×E LongTensor, got {edge_index.dtype} "
+                             f"of shape {tuple(edge_index.shape)}")
+        if edge_index.numel() and not 0 <= int(edge_index.min()) <= int(edge_index.max()) < num:
+            raise ValueError(f"`{name}.edge_index` refers to nodes outside 0..{num - 1} (num_nodes = {num})")
         weight = g.edge_weight if g.edge_weight is not None else torch.ones(
-            g.edge_index.shape[1], device=g.edge_index.device)
-        return g.edge_index, weight, int(g.num_nodes)
+            edge_index.shape[1], device=edge_index.device)
+        if weight.shape != (edge_index.shape[1],) or not weight.is_floating_point():
+            raise ValueError(f"`{name}.edge_weight` must be a float tensor of shape "
+                             f"[{edge_index.shape[1]}] (one per edge), got {weight.dtype} {tuple(weight.shape)}")
+        if not torch.isfinite(weight).all():
+            raise ValueError(f"`{name}.edge_weight` contains NaN or infinite values")
+        return edge_index, weight, num
     adj = check_tensor(g, name)
     if adj.dim() != 2 or adj.shape[0] != adj.shape[1]:
         raise ValueError(f"`{name}` must be a Data or a square B×B adjacency, got shape {tuple(adj.shape)}")
@@ -123,6 +134,8 @@ def total_variation(g: GraphLike, s: Tensor) -> Tensor:
     graph = _check_graph(g)
     if isinstance(graph, Tensor):
         s = _check_signal(s, graph.shape[0])
+        dtype = torch.promote_types(graph.dtype, s.dtype)  # as the sparse form does
+        graph, s = graph.to(dtype), s.to(dtype)
         return (graph.sum(dim=1) * (s * s).sum(dim=1)).sum() - (s * (graph @ s)).sum()
     edge_index, weight, num = graph
     s = _check_signal(s, num)
@@ -185,10 +198,13 @@ def _dense(g: GraphLike) -> Tensor:
 def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
     r"""Laplacian eigenmaps (Belkin & Niyogi, 2003): node coordinates for drawing.
 
-    Solves :math:`L u = \lambda D u` through the normalized Laplacian and
-    returns the ``dim`` generalized eigenvectors after the first (constant)
-    one, as a detached :math:`B \times \text{dim}` tensor. Isolated nodes are
-    placed at the origin.
+    Solves :math:`L u = \lambda D u` through the normalized Laplacian of the
+    nodes that have edges and returns the ``dim`` generalized eigenvectors
+    after the first (constant) one, as a detached :math:`B \times \text{dim}`
+    tensor. Isolated nodes are placed at the origin and left out of the
+    eigenproblem (each would otherwise bring an eigenvalue 0 whose
+    eigenvector, zero on every other node, would waste a coordinate).
+    Coordinates beyond the number of non-isolated nodes minus one are 0.
 
     Example:
         >>> A = torch.ones(4, 4) - torch.eye(4)
@@ -198,9 +214,14 @@ def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
     adj = _dense(g).detach().to(torch.float64)
     if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < adj.shape[0]:
         raise ValueError(f"`dim` must be an int in 1..B-1 = 1..{adj.shape[0] - 1}, got {dim!r}")
-    dinv = _inv_sqrt(adj.sum(dim=1))
-    _, vectors = torch.linalg.eigh(laplacian(adj, kind="normalized"))
-    return (dinv[:, None] * vectors[:, 1 : dim + 1]).to(torch.get_default_dtype())
+    coords = adj.new_zeros(adj.shape[0], dim)
+    active = (adj.sum(dim=1) > 0).nonzero().flatten()
+    if active.numel() > 1:
+        sub = adj[active][:, active]
+        found = min(dim, active.numel() - 1)
+        _, vectors = torch.linalg.eigh(laplacian(sub, kind="normalized"))
+        coords[active, :found] = _inv_sqrt(sub.sum(dim=1))[:, None] * vectors[:, 1 : found + 1]
+    return coords.to(torch.get_default_dtype())
 
 
 def _scipy_adjacency(g: GraphLike) -> sp.csr_matrix:

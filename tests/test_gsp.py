@@ -131,8 +131,46 @@ def test_pygsp_and_networkx_round_trips():
         (lambda: lg.label_variation(torch.eye(3), torch.rand(3)), TypeError, "integer"),
         (lambda: lg.eigenmaps(torch.eye(3), dim=3), ValueError, "dim"),
         (lambda: lg.from_pygsp("graph"), TypeError, "pygsp"),
+        (lambda: lg.laplacian(Data(edge_index=torch.tensor([[0, 3], [3, 0]]), num_nodes=3)), ValueError,
+         "outside 0..2"),
+        (lambda: lg.laplacian(Data(edge_index=torch.tensor([[0.0, 1.0], [1.0, 0.0]]), num_nodes=2)), ValueError,
+         "LongTensor"),
+        (lambda: lg.total_variation(Data(edge_index=torch.tensor([[0, 1], [1, 0]]), edge_weight=torch.ones(3),
+                                         num_nodes=2), torch.rand(2)), ValueError, r"edge_weight.*\[2\]"),
+        (lambda: lg.label_variation(Data(edge_index=torch.tensor([[0, 1], [1, 0]]),
+                                         edge_weight=torch.tensor([float("nan")] * 2), num_nodes=2),
+                                    torch.tensor([0, 1])), ValueError, "edge_weight.*NaN"),
     ],
 )
 def test_bad_input_is_rejected(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+def test_eigenmaps_leave_isolated_nodes_out_of_the_eigenproblem():
+    core = random_graph(10, 2, isolated=False) + 0.01 * (1 - torch.eye(10, dtype=torch.float64))
+    adj = torch.zeros(12, 12, dtype=torch.float64)
+    active = torch.tensor([1, 2, 3, 4, 5, 6, 8, 9, 10, 11])  # nodes 0 and 7 have no edge
+    adj[active[:, None], active[None, :]] = core
+    coords, alone = lg.eigenmaps(adj, dim=2), lg.eigenmaps(core, dim=2)
+    assert coords[[0, 7]].abs().sum() == 0
+    assert torch.allclose(coords[active].abs(), alone.abs(), atol=1e-6)  # eigenvectors up to sign
+    assert (coords[active].std(dim=0) > 0.1).all()  # no coordinate wasted on an isolated node
+
+
+def test_dense_variation_promotes_mixed_dtypes_like_the_sparse_form():
+    adj = random_graph(6, 3)
+    s = torch.randn(6, 2, dtype=torch.float64)
+    assert torch.allclose(lg.total_variation(adj.float(), s), lg.total_variation(as_data(adj.float()), s))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_label_variation_matches_pygsp_dirichlet_energy(seed):
+    adj = random_graph(14, seed + 10)
+    y = torch.randint(0, 3, (14,), generator=torch.Generator().manual_seed(seed))
+    graph = pygsp.graphs.Graph(adj.numpy())
+    graph.compute_laplacian("combinatorial")
+    onehot = np.eye(3)[y.numpy()]
+    expected = sum(graph.dirichlet_energy(onehot[:, c]) for c in range(3))
+    for g in (adj, as_data(adj)):
+        assert lg.label_variation(g, y).item() == pytest.approx(expected)
