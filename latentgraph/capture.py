@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from torch import Tensor, nn
 
 
-
 def layer_names(model: nn.Module) -> list[str]:
     """Names of every sub-module of ``model``, as accepted by :func:`capture`.
 
@@ -42,6 +41,14 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
     reused activation) is recorded at every call: the first as ``name``, the
     next ones as ``name#1``, ``name#2``, …
 
+    An output that a later operation modifies in place (``nn.ReLU(inplace=True)``
+    after the captured layer, ``out += identity`` in a residual block) would
+    silently hold the modified values: with ``detach=True`` the output is
+    copied when recorded, so it keeps the values the module returned; without
+    it, a :class:`RuntimeError` at the end of the block names the layer (capture
+    the module that does the in-place operation instead; not detectable under
+    :func:`torch.inference_mode`, whose tensors have no version counter).
+
     Args:
         model (nn.Module): the network.
         layers (list of str): module names, as in :func:`layer_names`
@@ -63,14 +70,17 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
         layers = [layers]
     modules = dict(model.named_modules())
     for name in layers:
-        if not isinstance(name, str) or name not in modules:
-            close = difflib.get_close_matches(str(name), modules, n=3)
+        if not isinstance(name, str):
+            raise TypeError(f"`layers` must hold module names (str), got {type(name).__name__} {name!r}")
+        if name not in modules:
+            close = difflib.get_close_matches(name, modules, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
             raise ValueError(
                 f"`layers`: no module named {name!r} in {type(model).__name__}.{hint} "
                 f"Available: {', '.join(layer_names(model))}"
             )
     acts = Activations()
+    watched: list[tuple[str, Tensor, int]] = []
 
     def hook_for(name: str):
         def hook(module: nn.Module, inputs: object, output: object) -> None:
@@ -78,7 +88,13 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
             if tensor is None:
                 raise TypeError(f"module {name!r} returned {type(output).__name__}, not a tensor")
             calls = sum(1 for key in acts if key == name or key.startswith(f"{name}#"))
-            acts[name if calls == 0 else f"{name}#{calls}"] = tensor.detach() if detach else tensor
+            key = name if calls == 0 else f"{name}#{calls}"
+            if detach:
+                acts[key] = tensor.detach().clone()
+            else:
+                acts[key] = tensor
+                if not tensor.is_inference():  # inference tensors keep no version counter
+                    watched.append((key, tensor, tensor._version))
 
         return hook
 
@@ -88,4 +104,11 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
     finally:
         for handle in handles:
             handle.remove()
+    changed = [key for key, tensor, version in watched if tensor._version != version]
+    if changed:
+        raise RuntimeError(
+            f"`layers`: the output of {', '.join(map(repr, changed))} was modified in place after it was "
+            "captured (e.g. by a following ReLU(inplace=True)), so it no longer holds what the module "
+            "returned; capture the module that modifies it, or use detach=True for a copy"
+        )
 

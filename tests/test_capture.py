@@ -61,3 +61,28 @@ def test_unknown_name_lists_close_matches_and_available_names():
     with pytest.raises(TypeError, match="nn.Module"):
         with lg.capture("model", ["a"]):
             pass
+
+
+def test_outputs_modified_in_place_later_are_copied_or_reported():
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(inplace=True))
+    x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+    expected = model[0](x)
+    assert (expected < 0).any()  # so the ReLU changes it
+    with lg.capture(model, ["0"], detach=True) as acts:
+        model(x)
+    assert torch.equal(acts["0"], expected.detach())
+    with pytest.raises(RuntimeError, match=r"'0' was modified in place"):
+        with lg.capture(model, ["0"]) as acts:
+            model(x)
+    assert not model[0]._forward_hooks
+    with lg.capture(model, ["1"]) as acts:  # the in-place module itself is fine
+        model(x)
+    assert torch.equal(acts["1"], expected.relu())
+    with torch.inference_mode(), lg.capture(model, ["0", "1"]) as acts:  # no version counters there
+        model(x)
+
+
+def test_layer_names_must_be_strings():
+    with pytest.raises(TypeError, match="`layers` must hold module names"):
+        with lg.capture(nn.Sequential(nn.Linear(2, 2)), [0]):
+            pass
