@@ -121,3 +121,34 @@ def check_number(value: object, name: str, positive: bool = False) -> float:
     if not (math.isfinite(value) and (value > 0 if positive else value >= 0)):
         raise ValueError(f"`{name}` must be a finite number {'>' if positive else '≥'} 0, got {value}")
     return float(value)
+
+
+def check_flag(value: object, name: str) -> bool:
+    """A bool (``normalize=``, ``detach=``), not a truthy stand-in such as ``"yes"``.
+
+    Example:
+        >>> check_flag(True, "normalize")
+        True
+    """
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be True or False, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_bandwidth(sigma: object, name: str = "sigma") -> float | Tensor | None:
+    """``None`` or a finite bandwidth > 0: a number or a one-element tensor (kept as given).
+
+    Example:
+        >>> check_bandwidth(None), check_bandwidth(2)
+        (None, 2)
+    """
+    if sigma is None:
+        return None
+    if isinstance(sigma, Tensor):
+        if sigma.numel() != 1 or not sigma.is_floating_point():
+            raise TypeError(f"`{name}` must be a number or a one-element float tensor, got {tuple(sigma.shape)} "
+                            f"{sigma.dtype}")
+        check_number(float(sigma), name, positive=True)
+        return sigma
+    check_number(sigma, name, positive=True)
+    return sigma

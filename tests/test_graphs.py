@@ -199,6 +199,12 @@ BAD_INPUTS = [
     (dict(x=torch.rand(5, 3), y=torch.zeros(5), k=2), TypeError, "integer class labels"),
     (dict(x=torch.rand(5, 3), y=-torch.ones(5, dtype=torch.long), k=2), ValueError, "non-negative"),
     (dict(x=torch.rand(5, 3), y=torch.zeros(5, dtype=torch.long, device="meta"), k=2), ValueError, "meta"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="rbf", sigma=0.0), ValueError, "`sigma`"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="rbf", sigma=-1.0), ValueError, "`sigma`"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="rbf", sigma=float("nan")), ValueError, "`sigma`"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="rbf", sigma="wide"), TypeError, "`sigma`"),
+    (dict(x=torch.rand(5, 3), k=2, similarity="rbf", sigma=torch.ones(2)), TypeError, "`sigma`"),
+    (dict(x=torch.rand(5, 3), k=2, normalize="yes"), TypeError, "`normalize`"),
 ]
 
 
@@ -288,3 +294,43 @@ def test_transform_builds_one_graph_per_member_of_a_batch():
         alone = lg.latent_graph(part.x, part.y, k=3)
         assert torch.equal(back.edge_index, alone.edge_index)
         assert torch.allclose(back.edge_weight, alone.edge_weight)
+
+
+def test_knn_indices_validates_and_resolves_auto():
+    x = torch.rand(8, 3, generator=torch.Generator().manual_seed(8))
+    assert torch.equal(knn_indices(x, 2, "auto"), knn_indices(x, 2, "cosine"))  # non-negative: cosine
+    assert torch.equal(knn_indices(x - 0.5, 2, "auto"), knn_indices(x - 0.5, 2, "rbf"))
+    with pytest.raises(ValueError, match="1..B-1"):
+        knn_indices(x, 8, "rbf")
+    with pytest.raises(ValueError, match="similarity"):
+        knn_indices(x, 2, "euclid")
+    with pytest.raises(ValueError, match="NaN"):
+        knn_indices(torch.full((4, 2), float("nan")), 1, "rbf")
+
+
+def test_similarity_matrix_validates_its_input():
+    with pytest.raises(ValueError, match="shape B"):
+        lg.similarity_matrix(torch.rand(3))
+    with pytest.raises(ValueError, match="NaN"):
+        lg.similarity_matrix(torch.tensor([[float("nan"), 1.0]] * 3))
+    with pytest.raises(ValueError, match="`sigma`"):
+        lg.similarity_matrix(torch.rand(3, 2), "rbf", sigma=0.0)
+    assert lg.similarity_matrix(torch.rand(4, 2, 3)).shape == (4, 4)  # flattened per sample
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,message",
+    [
+        (dict(k=0), ValueError, "`k`"),
+        (dict(k=2.5), TypeError, "`k`"),
+        (dict(similarity="euclid"), ValueError, "similarity"),
+        (dict(edges="some"), ValueError, "edges"),
+        (dict(symmetrize="max"), ValueError, "symmetrize"),
+        (dict(backend="annoy"), ValueError, "backend"),
+        (dict(normalize=1), TypeError, "normalize"),
+        (dict(sigma=-2.0), ValueError, "sigma"),
+    ],
+)
+def test_transform_rejects_bad_options_when_built(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        lg.LatentGraph(**kwargs)

@@ -26,8 +26,8 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..validation import check_choice, check_features, check_k, check_labels
-from .knn import knn_indices, torch_knn_search
+from ..validation import check_bandwidth, check_choice, check_features, check_flag, check_k, check_labels
+from .knn import KNN_BACKENDS, knn_indices, torch_knn_search
 from .similarity import (
     pair_similarity,
     pair_squared_distances,
@@ -40,6 +40,12 @@ from .similarity import (
 
 EDGE_SETS = ("all", "inter_class", "intra_class")
 SYMMETRIZATIONS = ("union", "mutual")
+
+
+def _check_options(normalize: bool, backend: str, sigma: float | None) -> None:
+    check_flag(normalize, "normalize")
+    check_choice(backend, "backend", KNN_BACKENDS)
+    check_bandwidth(sigma)
 
 
 def _prepare(x: Tensor, y: Tensor | None, k: int | None, similarity: str, edges: str, symmetrize: str):
@@ -127,6 +133,7 @@ def dense_adjacency(
         >>> (A > 0).int().tolist()
         [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
+    _check_options(normalize, backend, sigma)
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
     neighbours, mask = _dense_masks(xf, y, k, sim, edges, symmetrize, backend)
     if sim == "rbf" and sigma is None:
@@ -165,6 +172,7 @@ def adjacency_mask(
         >>> adjacency_mask(torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]), k=1).int().tolist()
         [[0, 1, 0], [1, 0, 1], [0, 1, 0]]
     """
+    check_choice(backend, "backend", KNN_BACKENDS)
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
     return _dense_masks(xf, y, k, sim, edges, symmetrize, backend)[1]
 
@@ -234,6 +242,7 @@ def latent_graph(
         >>> bool((g.edge_weight >= 0).all())
         True
     """
+    _check_options(normalize, backend, sigma)
     kwargs = dict(k=k, similarity=similarity, normalize=normalize, edges=edges, symmetrize=symmetrize,
                   backend=backend, sigma=sigma)
     if isinstance(x, Mapping):

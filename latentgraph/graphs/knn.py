@@ -27,7 +27,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .similarity import neighbour_embedding, pair_squared_distances
+from ..validation import check_choice, check_features, check_k
+from .similarity import neighbour_embedding, pair_squared_distances, resolve_similarity
 
 _BLOCK = 2**25
 
@@ -145,9 +146,9 @@ def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> T
     r"""Indices of the ``k`` most similar other samples of each row of ``x``.
 
     Args:
-        x (Tensor): flattened, validated features :math:`B \times D`.
+        x (Tensor): features :math:`B \times \ldots` (flattened per sample).
         k (int): neighbours per sample, ``1 ≤ k ≤ B − 1``.
-        similarity (str): a resolved similarity (``"cosine"``, ``"pearson"`` or ``"rbf"``).
+        similarity (str): ``"cosine"``, ``"pearson"``, ``"rbf"`` or ``"auto"``.
         backend (str): see the module docstring. (default: :obj:`"torch"`)
 
     Returns:
@@ -158,8 +159,10 @@ def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> T
         >>> knn_indices(x, 1, "rbf").flatten().tolist()
         [1, 0, 1]
     """
-    if backend not in KNN_BACKENDS:
-        raise ValueError(f"`backend` must be one of {', '.join(map(repr, KNN_BACKENDS))}; got {backend!r}")
+    check_choice(backend, "backend", KNN_BACKENDS)
+    x = check_features(x, "x")
+    check_k(k, x.shape[0])
+    similarity = resolve_similarity(x, similarity)
     search, available = KNN_BACKENDS[backend]
     if not available():
         raise ValueError(

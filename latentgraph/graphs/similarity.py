@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..validation import check_choice
+from ..validation import check_bandwidth, check_choice, check_features
 
 SIMILARITIES = ("cosine", "rbf", "pearson", "auto")
 
@@ -92,7 +92,7 @@ def rbf_kernel(sq_dist: Tensor, sigma: float | Tensor) -> Tensor:
 
 
 def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tensor | None = None) -> Tensor:
-    r"""Dense similarity matrix of a flattened batch ``x`` (:math:`B \times D`).
+    r"""Dense similarity matrix of a batch ``x`` (:math:`B \times \ldots`, flattened per sample).
 
     The diagonal is kept as computed (1 for cosine/pearson/rbf rows that are
     not zero); graph builders zero it. For ``"rbf"`` without ``sigma`` the
@@ -109,7 +109,9 @@ def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tens
         >>> torch.allclose(s[0, 1], torch.tensor(2 ** -0.5))
         True
     """
+    x = check_features(x, "x")
     similarity = resolve_similarity(x, similarity)
+    check_bandwidth(sigma)
     if similarity in ("cosine", "pearson"):
         if similarity == "pearson":
             x = x - x.mean(dim=1, keepdim=True)

@@ -5,7 +5,9 @@ from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
 
-from .construct import latent_graph
+from ..validation import check_choice, check_neighbours
+from .construct import EDGE_SETS, SYMMETRIZATIONS, _check_options, latent_graph
+from .similarity import SIMILARITIES
 
 
 class LatentGraph(BaseTransform):
@@ -39,7 +41,11 @@ class LatentGraph(BaseTransform):
         backend: str = "torch",
         sigma: float | None = None,
     ) -> None:
-        self.k = k
+        self.k = check_neighbours(k)
+        check_choice(similarity, "similarity", SIMILARITIES)
+        check_choice(edges, "edges", EDGE_SETS)
+        check_choice(symmetrize, "symmetrize", SYMMETRIZATIONS)
+        _check_options(normalize, backend, sigma)
         self.options = dict(similarity=similarity, normalize=normalize, edges=edges,
                             symmetrize=symmetrize, backend=backend, sigma=sigma)
 
