@@ -20,6 +20,8 @@ def seed_everything(seed: int) -> torch.Generator:
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
+    if not -(2**63) <= seed < 2**64:
+        raise ValueError(f"`seed` must fit in 64 bits (-2**63 ≤ seed < 2**64), got {seed}")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -59,3 +59,15 @@ def test_load_npz_reads_and_rejects(tmp_path):
         load_npz(tmp_path / "broken.npz")
     with pytest.raises(ValueError, match="no such file"):
         load_npz(tmp_path / "absent.npz")
+
+
+def test_loader_and_seed_reject_bad_arguments():
+    from latentgraph.seed import seed_everything
+
+    with pytest.raises(ValueError, match="same batch size"):
+        make_loader(torch.rand(5, 2), torch.arange(4))
+    with pytest.raises(TypeError, match="`y`"):
+        make_loader(torch.rand(5, 2), [0, 1, 2, 3, 4])
+    with pytest.raises(ValueError, match="`seed` must fit in 64 bits"):
+        seed_everything(2**64)
+    seed_everything(2**64 - 1)  # the largest seed torch accepts

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..validation import check_features, check_labels
+from ..validation import check_features, check_labels, check_same_batch, check_tensor
 
 
 def per_class_subset(x: Tensor, y: Tensor, n_per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -38,6 +38,7 @@ def make_loader(x: Tensor, y: Tensor, batch_size: int = 128, shuffle: bool = Tru
     """A :class:`~torch.utils.data.DataLoader` over ``(x, y)`` whose shuffling is seeded."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    check_same_batch(check_tensor(x, "x"), check_tensor(y, "y"), ("x", "y"))
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed))
 
