@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_choice, check_features, check_k
-from .similarity import neighbour_embedding, pair_squared_distances, resolve_similarity
+from .similarity import neighbour_embedding, resolve_similarity
 
 _BLOCK = 2**25
 
@@ -44,8 +44,11 @@ def _scores(e: Tensor, rows: slice, similarity: str) -> Tensor:
 def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor]:
     r"""Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
     value is the pair's similarity, or for ``"rbf"`` its squared Euclidean
-    distance :math:`\lVert x_i - x_j\rVert^2`, computed from the difference
-    (exact, equal to :func:`~latentgraph.graphs.similarity.pair_squared_distances`).
+    distance :math:`\lVert x_i - x_j\rVert^2` from the scores' expansion of the
+    centred batch (see :func:`~latentgraph.graphs.similarity.neighbour_embedding`),
+    clamped at 0: exact up to rounding of order
+    :math:`\epsilon (\lVert x_i - \bar{x}\rVert^2 + \lVert x_j - \bar{x}\rVert^2)`,
+    so a duplicate pair may get a tiny positive value instead of 0.
 
     Half-precision inputs are searched in float32; values have ``x``'s dtype.
 
@@ -73,13 +76,11 @@ def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor
             rows = tied.nonzero().flatten()
             idx[rows] = torch.sort(s[rows], dim=1, descending=True, stable=True).indices[:, :k]
             vals[rows] = s[rows].gather(1, idx[rows])
+        if similarity == "rbf":  # score = ‖e_i‖² − ‖e_i − e_j‖²
+            vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
         found.append(idx)
         values.append(vals)
-    idx = torch.cat(found)
-    if similarity == "rbf":  # the scores' expansion loses digits; the differences do not
-        rows = torch.arange(num, device=x.device).repeat_interleave(k)
-        return idx, pair_squared_distances(x, rows, idx.flatten()).view(num, k)
-    return idx, torch.cat(values).to(x.dtype)
+    return torch.cat(found), torch.cat(values).to(x.dtype)
 
 
 def _torch_knn(x: Tensor, k: int, similarity: str) -> Tensor:
