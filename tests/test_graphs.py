@@ -334,3 +334,19 @@ def test_similarity_matrix_validates_its_input():
 def test_transform_rejects_bad_options_when_built(kwargs, error, message):
     with pytest.raises(error, match=message):
         lg.LatentGraph(**kwargs)
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "rbf", "pearson"])
+@pytest.mark.parametrize("edges", ["all", "inter_class"])
+@pytest.mark.parametrize("symmetrize", ["union", "mutual"])
+def test_sparse_edge_weight_gradcheck_for_every_option(similarity, edges, symmetrize):
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(9, 4, dtype=torch.float64, generator=gen).requires_grad_(True)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    sigma = 0.8 if similarity == "rbf" else None  # the default bandwidth is detached by design
+
+    def weights(x):
+        return lg.latent_graph(x, y, k=3, similarity=similarity, edges=edges, symmetrize=symmetrize,
+                               sigma=sigma).edge_weight
+
+    assert torch.autograd.gradcheck(weights, (x,))
