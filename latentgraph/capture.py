@@ -52,7 +52,8 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
     Args:
         model (nn.Module): the network.
         layers (list of str): module names, as in :func:`layer_names`
-            (``model.named_modules()``).
+            (``model.named_modules()``); a module shared under several
+            attribute names can be asked for under any of them.
         detach (bool): store detached tensors (for analysis); by default the
             autograd graph is kept so losses can train through the captured
             representations. (default: :obj:`False`)
@@ -68,7 +69,7 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(layers, str):
         layers = [layers]
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))  # a shared module under each of its names
     for name in layers:
         if not isinstance(name, str):
             raise TypeError(f"`layers` must hold module names (str), got {type(name).__name__} {name!r}")

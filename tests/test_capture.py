@@ -86,3 +86,20 @@ def test_layer_names_must_be_strings():
     with pytest.raises(TypeError, match="`layers` must hold module names"):
         with lg.capture(nn.Sequential(nn.Linear(2, 2)), [0]):
             pass
+
+
+def test_a_module_registered_under_two_names_is_found_under_either():
+    class Aliased(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.first = nn.Linear(3, 3)
+            self.second = self.first  # named_modules() lists it once, as `first`
+
+        def forward(self, x):
+            return self.second(x)
+
+    model = Aliased()
+    x = torch.rand(2, 3)
+    with lg.capture(model, ["second"]) as acts:
+        out = model(x)
+    assert torch.equal(acts["second"], out)
