@@ -245,7 +245,13 @@ def to_pygsp(g: GraphLike) -> pygsp.graphs.Graph:
 
 def from_pygsp(graph: pygsp.graphs.Graph) -> Data:
     """Convert a :class:`pygsp.graphs.Graph` to a ``Data`` (``edge_index`` both directions,
-    ``edge_weight`` in the default dtype, ``pos`` from the graph's coordinates if any)."""
+    ``edge_weight`` in the default dtype, ``pos`` from the graph's coordinates if any).
+
+    Example:
+        >>> data = from_pygsp(pygsp.graphs.Ring(5))
+        >>> data.num_nodes, data.edge_index.shape[1], data.pos.shape
+        (5, 10, torch.Size([5, 2]))
+    """
     if not isinstance(graph, pygsp.graphs.Graph):
         raise TypeError(f"`graph` must be a pygsp.graphs.Graph, got {type(graph).__name__}")
     w = sp.coo_matrix(graph.W)
@@ -261,7 +267,13 @@ def from_pygsp(graph: pygsp.graphs.Graph) -> Data:
 
 def to_networkx(g: GraphLike) -> nx.Graph:
     """Convert to an undirected :class:`networkx.Graph` with edge attribute ``weight``
-    (and node attribute ``y`` when the ``Data`` carries labels)."""
+    (and node attribute ``y`` when the ``Data`` carries labels).
+
+    Example:
+        >>> g = to_networkx(torch.tensor([[0.0, 2.0], [2.0, 0.0]]))
+        >>> list(g.edges(data="weight"))
+        [(0, 1, 2.0)]
+    """
     out = nx.from_scipy_sparse_array(_scipy_adjacency(g), edge_attribute="weight")
     labels = getattr(g, "y", None)
     if labels is not None:
@@ -271,7 +283,14 @@ def to_networkx(g: GraphLike) -> nx.Graph:
 
 def from_networkx(graph: nx.Graph) -> Data:
     """Convert a weighted :class:`networkx.Graph` (attribute ``weight``, default 1) to a ``Data``;
-    nodes are numbered in ``graph.nodes`` order."""
+    nodes are numbered in ``graph.nodes`` order.
+
+    Example:
+        >>> g = nx.Graph([("a", "b", {"weight": 2.0}), ("b", "c", {})])
+        >>> data = from_networkx(g)
+        >>> data.edge_index.tolist(), data.edge_weight.tolist()
+        ([[0, 1, 1, 2], [1, 0, 2, 1]], [2.0, 2.0, 1.0, 1.0])
+    """
     if not isinstance(graph, nx.Graph):
         raise TypeError(f"`graph` must be a networkx.Graph, got {type(graph).__name__}")
     return from_pygsp(pygsp.graphs.Graph(nx.to_scipy_sparse_array(graph, weight="weight", format="csr")))

@@ -13,7 +13,14 @@ from torch import Tensor
 
 
 def check_tensor(x: object, name: str) -> Tensor:
-    """Return ``x`` if it is a tensor, else raise :class:`TypeError`."""
+    """Return ``x`` if it is a tensor, else raise :class:`TypeError`.
+
+    Example:
+        >>> check_tensor([1.0], "x")
+        Traceback (most recent call last):
+        ...
+        TypeError: `x` must be a torch.Tensor, got list
+    """
     if not isinstance(x, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
     return x
@@ -24,6 +31,10 @@ def check_features(x: object, name: str = "x") -> Tensor:
 
     The batch must be a floating-point tensor of shape ``B×…`` with ``B ≥ 1``,
     at least one feature per sample and only finite values.
+
+    Example:
+        >>> check_features(torch.zeros(4, 2, 3)).shape
+        torch.Size([4, 6])
     """
     x = check_tensor(x, name)
     if x.dim() < 2:
@@ -46,7 +57,12 @@ def check_features(x: object, name: str = "x") -> Tensor:
 
 def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y") -> Tensor:
     """Validate class labels: an integer tensor of shape ``[num_nodes]``, non-negative,
-    on ``device``."""
+    on ``device``; returned as int64.
+
+    Example:
+        >>> check_labels(torch.tensor([0, 2], dtype=torch.int32), 2, torch.device("cpu")).dtype
+        torch.int64
+    """
     y = check_tensor(y, name)
     if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
         raise TypeError(f"`{name}` must hold integer class labels, got dtype {y.dtype}")
@@ -62,7 +78,14 @@ def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y
 
 
 def check_k(k: object, num_nodes: int, name: str = "k") -> int | None:
-    """Validate a neighbour count: ``None`` or an int in ``1..num_nodes-1``."""
+    """Validate a neighbour count: ``None`` or an int in ``1..num_nodes-1``.
+
+    Example:
+        >>> check_k(5, 5)
+        Traceback (most recent call last):
+        ...
+        ValueError: `k` must be in 1..B-1 = 1..4 for a batch of B = 5, got 5
+    """
     if k is None:
         return None
     if isinstance(k, bool) or not isinstance(k, int):
@@ -75,7 +98,12 @@ def check_k(k: object, num_nodes: int, name: str = "k") -> int | None:
 
 
 def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
-    """Validate that ``value`` is one of ``choices``."""
+    """Validate that ``value`` is one of ``choices``.
+
+    Example:
+        >>> check_choice("rbf", "similarity", ("cosine", "rbf"))
+        'rbf'
+    """
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(f"`{name}` must be one of {', '.join(map(repr, choices))}; got {value!r}")
@@ -83,7 +111,14 @@ def check_choice(value: object, name: str, choices: Iterable[str]) -> str:
 
 
 def check_same_batch(a: Tensor, b: Tensor, names: tuple[str, str]) -> None:
-    """Check that two batches have the same size and live on the same device."""
+    """Check that two batches have the same size and live on the same device.
+
+    Example:
+        >>> check_same_batch(torch.zeros(3, 2), torch.zeros(4), ("x", "y"))
+        Traceback (most recent call last):
+        ...
+        ValueError: `x` and `y` must have the same batch size, got 3 and 4
+    """
     if a.shape[0] != b.shape[0]:
         raise ValueError(
             f"`{names[0]}` and `{names[1]}` must have the same batch size, "

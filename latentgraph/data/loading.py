@@ -35,7 +35,12 @@ def per_class_subset(x: Tensor, y: Tensor, n_per_class: int, seed: int = 0) -> t
 
 def make_loader(x: Tensor, y: Tensor, batch_size: int = 128, shuffle: bool = True, seed: int = 0,
                 drop_last: bool = False) -> DataLoader:
-    """A :class:`~torch.utils.data.DataLoader` over ``(x, y)`` whose shuffling is seeded."""
+    """A :class:`~torch.utils.data.DataLoader` over ``(x, y)`` whose shuffling is seeded.
+
+    Example:
+        >>> [len(yb) for _, yb in make_loader(torch.rand(10, 2), torch.arange(10), batch_size=4)]
+        [4, 4, 2]
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     check_same_batch(check_tensor(x, "x"), check_tensor(y, "y"), ("x", "y"))

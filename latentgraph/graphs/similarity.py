@@ -78,7 +78,12 @@ def squared_distances(x: Tensor) -> Tensor:
 def rbf_bandwidth(sq_dist: Tensor) -> Tensor:
     r"""Median-distance bandwidth :math:`\sigma = \operatorname{median}\sqrt{d^2}` (detached).
 
-    Returns 1 when the median is 0 (e.g. all points identical).
+    Returns 1 when the median is 0 (e.g. all points identical). For an even
+    count the median is the lower of the two middle values (:meth:`torch.Tensor.median`).
+
+    Example:
+        >>> rbf_bandwidth(torch.tensor([1.0, 4.0, 9.0])), rbf_bandwidth(torch.zeros(3))
+        (tensor(2.), tensor(1.))
     """
     if sq_dist.numel() == 0:
         return sq_dist.new_ones(())
@@ -87,7 +92,12 @@ def rbf_bandwidth(sq_dist: Tensor) -> Tensor:
 
 
 def rbf_kernel(sq_dist: Tensor, sigma: float | Tensor) -> Tensor:
-    r"""Gaussian kernel :math:`\exp(-d^2 / (2\sigma^2))` of squared distances."""
+    r"""Gaussian kernel :math:`\exp(-d^2 / (2\sigma^2))` of squared distances.
+
+    Example:
+        >>> rbf_kernel(torch.tensor([0.0, 2.0]), 1.0)
+        tensor([1.0000, 0.3679])
+    """
     return torch.exp(-sq_dist / (2.0 * torch.as_tensor(sigma, dtype=sq_dist.dtype, device=sq_dist.device) ** 2))
 
 
@@ -136,7 +146,14 @@ def _chunked_pairs(x: Tensor, row: Tensor, col: Tensor, op) -> Tensor:
 
 
 def pair_squared_distances(x: Tensor, row: Tensor, col: Tensor) -> Tensor:
-    r""":math:`\lVert x_{row} - x_{col}\rVert^2` for each pair ``(row[e], col[e])``."""
+    r""":math:`\lVert x_{row} - x_{col}\rVert^2` for each pair ``(row[e], col[e])``,
+    from the differences (exact, also far from the origin), in chunks.
+
+    Example:
+        >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
+        >>> pair_squared_distances(x, torch.tensor([0, 1]), torch.tensor([1, 1]))
+        tensor([25.,  0.])
+    """
     return _chunked_pairs(x, row, col, lambda a, b: ((a - b) ** 2).sum(dim=1))
 
 
@@ -147,6 +164,11 @@ def pair_similarity(
 
     ``similarity`` must already be resolved (not ``"auto"``). For ``"rbf"``
     without ``sigma`` the bandwidth is the median distance over the given pairs.
+
+    Example:
+        >>> x = torch.tensor([[1.0, 0.0], [1.0, 1.0]])
+        >>> pair_similarity(x, torch.tensor([0]), torch.tensor([1]), "cosine")
+        tensor([0.7071])
     """
     if similarity in ("cosine", "pearson"):
         u = _unit_rows(x, centre=similarity == "pearson")
@@ -162,6 +184,11 @@ def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
     ``"rbf"``, ``x`` minus its mean row, which keeps the distances and avoids
     the cancellation of large common offsets in the searches' matrix products.
     ``similarity`` must already be resolved.
+
+    Example:
+        >>> neighbour_embedding(torch.tensor([[3.0, 4.0], [0.0, 2.0]]), "cosine")
+        tensor([[0.6000, 0.8000],
+                [0.0000, 1.0000]])
     """
     if similarity in ("cosine", "pearson"):
         return _unit_rows(x, centre=similarity == "pearson")
