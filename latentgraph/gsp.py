@@ -24,7 +24,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_dense_adj
 
 from .graphs.construct import _inv_sqrt
-from .validation import check_choice, check_labels, check_tensor
+from .validation import check_choice, check_flag, check_labels, check_tensor
 
 LAPLACIANS = ("combinatorial", "normalized")
 GraphLike = Data | Tensor
@@ -165,6 +165,7 @@ def label_variation(g: GraphLike, y: Tensor | None = None, normalized: bool = Fa
         >>> label_variation(A, y), label_variation(A, y, normalized=True)
         (tensor(6.), tensor(0.7500))
     """
+    check_flag(normalized, "normalized")
     graph = _check_graph(g)
     if y is None:
         y = getattr(g, "y", None)

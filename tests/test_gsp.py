@@ -129,6 +129,7 @@ def test_pygsp_and_networkx_round_trips():
          ValueError, "undirected"),
         (lambda: lg.label_variation(torch.eye(3)), ValueError, "`y` is required"),
         (lambda: lg.label_variation(torch.eye(3), torch.rand(3)), TypeError, "integer"),
+        (lambda: lg.label_variation(torch.eye(3), torch.arange(3), normalized="yes"), TypeError, "`normalized`"),
         (lambda: lg.eigenmaps(torch.eye(3), dim=3), ValueError, "dim"),
         (lambda: lg.from_pygsp("graph"), TypeError, "pygsp"),
         (lambda: lg.laplacian(Data(edge_index=torch.tensor([[0, 3], [3, 0]]), num_nodes=3)), ValueError,
