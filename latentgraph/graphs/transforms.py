@@ -1,6 +1,8 @@
 """PyTorch Geometric transform that builds a latent geometry graph."""
 from __future__ import annotations
 
+import inspect
+
 from torch import Tensor
 from torch_geometric.data import Batch, Data
 from torch_geometric.transforms import BaseTransform
@@ -49,8 +51,6 @@ class LatentGraph(BaseTransform):
         self.options = dict(similarity=similarity, normalize=normalize, edges=edges,
                             symmetrize=symmetrize, backend=backend, sigma=sigma)
 
-    _DEFAULTS = dict(similarity="auto", normalize=True, edges="all", symmetrize="union", backend="torch", sigma=None)
-
     def forward(self, data: Data) -> Data:
         if getattr(data, "x", None) is None:
             raise ValueError("`data.x` is required: LatentGraph builds the graph from the node features")
@@ -68,5 +68,9 @@ class LatentGraph(BaseTransform):
         return out
 
     def __repr__(self) -> str:
-        changed = [f"{key}={value!r}" for key, value in self.options.items() if self._DEFAULTS[key] != value]
+        changed = [f"{key}={value!r}" for key, value in self.options.items() if _DEFAULTS[key] != value]
         return f"{self.__class__.__name__}({', '.join([f'k={self.k}', *changed])})"
+
+
+#: Defaults of the options, read from the signature (so ``repr`` shows only what was changed).
+_DEFAULTS = {name: p.default for name, p in inspect.signature(LatentGraph.__init__).parameters.items()}
