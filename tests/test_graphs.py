@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from torch_geometric.data import Data
 from torch_geometric.nn import GCNConv
 
 import latentgraph as lg
@@ -350,3 +351,31 @@ def test_sparse_edge_weight_gradcheck_for_every_option(similarity, edges, symmet
                                sigma=sigma).edge_weight
 
     assert torch.autograd.gradcheck(weights, (x,))
+
+
+def test_a_new_similarity_is_one_class():
+    from latentgraph.graphs.similarity import SIMILARITY_CLASSES, Similarity
+
+    class Dot(Similarity, name="dot-test", larger_is_closer=True):
+        def embedding(self, x):
+            return x
+
+        def matrix(self, x, sigma=None, fit=None):
+            return x @ x.T
+
+        def pair_values(self, x, row, col):
+            return (x[row] * x[col]).sum(dim=1)
+
+    try:
+        x = torch.rand(12, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(10))
+        scores = (x @ x.T).fill_diagonal_(float("-inf"))
+        expected = scores.topk(3, dim=1).indices.sort(dim=1).values
+        assert torch.equal(knn_indices(x, 3, "dot-test").sort(dim=1).values, expected)
+        g = lg.latent_graph(x, k=3, similarity="dot-test", normalize=False)
+        dense = lg.dense_adjacency(x, k=3, similarity="dot-test", normalize=False)
+        assert torch.allclose(torch.zeros(12, 12, dtype=x.dtype).index_put(tuple(g.edge_index), g.edge_weight), dense)
+        assert lg.LatentGraph(k=3, similarity="dot-test")(Data(x=x)).edge_index.shape[1] == g.edge_index.shape[1]
+    finally:
+        del SIMILARITY_CLASSES["dot-test"]
+    with pytest.raises(ValueError, match="similarity"):
+        knn_indices(x, 3, "dot-test")

@@ -28,15 +28,7 @@ from torch_geometric.data import Data
 
 from ..validation import check_bandwidth, check_choice, check_features, check_flag, check_k, check_labels
 from .knn import KNN_BACKENDS, knn_indices, torch_knn_search
-from .similarity import (
-    pair_similarity,
-    pair_squared_distances,
-    rbf_bandwidth,
-    rbf_kernel,
-    resolve_similarity,
-    similarity_matrix,
-    squared_distances,
-)
+from .similarity import Similarity, get_similarity, resolve_similarity
 
 EDGE_SETS = ("all", "inter_class", "intra_class")
 SYMMETRIZATIONS = ("union", "mutual")
@@ -52,7 +44,7 @@ def _prepare(x: Tensor, y: Tensor | None, k: int | None, similarity: str, edges:
     xf = check_features(x, "x")
     num = xf.shape[0]
     k = check_k(k, num)
-    sim = resolve_similarity(xf, similarity)
+    sim = get_similarity(resolve_similarity(xf, similarity))
     check_choice(edges, "edges", EDGE_SETS)
     check_choice(symmetrize, "symmetrize", SYMMETRIZATIONS)
     if y is not None:
@@ -63,14 +55,14 @@ def _prepare(x: Tensor, y: Tensor | None, k: int | None, similarity: str, edges:
 
 
 def _neighbour_pairs(
-    xf: Tensor, k: int | None, sim: str, symmetrize: str, backend: str, with_values: bool = False
+    xf: Tensor, k: int | None, sim: Similarity, symmetrize: str, backend: str, with_values: bool = False
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Sorted ``(row, col, value)`` of the graph after kNN and symmetrization (no self loops).
 
-    ``value`` (the similarity, or the squared distance for ``"rbf"``) comes
-    from the exact torch search when ``with_values`` is set, without autograd;
-    it is ``None`` otherwise. Each undirected pair takes the larger of its two
-    directed values, so both directions carry the same number.
+    ``value`` (:meth:`Similarity.pair_values`) comes from the exact torch
+    search when ``with_values`` is set, without autograd; it is ``None``
+    otherwise. Each undirected pair takes the closer of its two directed
+    values, so both directions carry the same number.
     """
     num = xf.shape[0]
     if k is None:
@@ -80,7 +72,7 @@ def _neighbour_pairs(
         idx, value = torch_knn_search(xf, k, sim)
         value = value.flatten()
     else:
-        idx, value = knn_indices(xf, k, sim, backend), None
+        idx, value = knn_indices(xf, k, sim.name, backend), None
     row = torch.arange(num, device=xf.device).repeat_interleave(k)
     col = idx.flatten()
     # every choice i → j stands for both directed keys (i, j) and (j, i): a key
@@ -88,7 +80,7 @@ def _neighbour_pairs(
     keys, inverse, counts = torch.unique(torch.cat([row * num + col, col * num + row]), sorted=True,
                                          return_inverse=True, return_counts=True)
     if value is not None:
-        reduce = "amax" if sim != "rbf" else "amin"  # larger similarity = smaller distance
+        reduce = "amax" if sim.larger_is_closer else "amin"
         value = torch.zeros(keys.numel(), dtype=value.dtype, device=value.device).scatter_reduce(
             0, inverse, torch.cat([value, value]), reduce, include_self=False)
     if symmetrize == "mutual":
@@ -136,16 +128,15 @@ def dense_adjacency(
     _check_options(normalize, backend, sigma)
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
     neighbours, mask = _dense_masks(xf, y, k, sim, edges, symmetrize, backend)
-    if sim == "rbf" and sigma is None:
-        sigma = rbf_bandwidth(squared_distances(xf.detach())[neighbours])
-    adj = torch.where(mask, similarity_matrix(xf, sim, sigma).clamp_min(0.0), torch.zeros((), dtype=xf.dtype, device=xf.device))
+    full = sim.matrix(xf, sigma, fit=neighbours).clamp_min(0.0)  # default σ fitted to the kNN pairs
+    adj = torch.where(mask, full, torch.zeros((), dtype=xf.dtype, device=xf.device))
     if normalize:
         dinv = _inv_sqrt(adj.sum(dim=1))
         adj = adj * (dinv[:, None] * dinv[None, :])
     return adj
 
 
-def _dense_masks(xf: Tensor, y: Tensor | None, k: int | None, sim: str, edges: str, symmetrize: str,
+def _dense_masks(xf: Tensor, y: Tensor | None, k: int | None, sim: Similarity, edges: str, symmetrize: str,
                  backend: str) -> tuple[Tensor, Tensor]:
     """Boolean B×B patterns: after kNN and symmetrization, then after the class filter."""
     row, col, _ = _neighbour_pairs(xf, k, sim, symmetrize, backend)
@@ -183,14 +174,12 @@ def _single_graph(x, y, k, similarity, normalize, edges, symmetrize, backend, si
     # without autograd, the exact search's own values serve as weights (no second pass)
     searched = not (torch.is_grad_enabled() and xf.requires_grad)
     row, col, raw = _neighbour_pairs(xf, k, sim, symmetrize, backend, with_values=searched)
-    if raw is None:  # similarity, or squared distance for rbf
-        raw = pair_squared_distances(xf, row, col) if sim == "rbf" else pair_similarity(xf, row, col, sim)
-    if sim == "rbf" and sigma is None:
-        sigma = rbf_bandwidth(raw)
+    if raw is None:
+        raw = sim.pair_values(xf, row, col)
+    weight = sim.weights(raw, sigma).clamp_min(0.0)  # default parameters fitted to all kNN pairs
     keep = _class_keep(y[row], y[col], edges) if y is not None else None
     if keep is not None:
-        row, col, raw = row[keep], col[keep], raw[keep]
-    weight = (rbf_kernel(raw, sigma) if sim == "rbf" else raw).clamp_min(0.0)
+        row, col, weight = row[keep], col[keep], weight[keep]
     if normalize:
         dinv = _inv_sqrt(torch.zeros(num, dtype=weight.dtype, device=weight.device).index_add(0, row, weight))
         weight = weight * (dinv[row] * dinv[col])

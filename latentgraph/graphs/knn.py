@@ -28,20 +28,20 @@ import torch
 from torch import Tensor
 
 from ..validation import check_choice, check_features, check_k
-from .similarity import neighbour_embedding, resolve_similarity
+from .similarity import Similarity, get_similarity, resolve_similarity
 
 _BLOCK = 2**25
 
 
-def _scores(e: Tensor, rows: slice, similarity: str) -> Tensor:
+def _scores(e: Tensor, rows: slice, sim: Similarity) -> Tensor:
     """Scores that rank neighbours like the similarity (larger = closer)."""
     block = e[rows] @ e.T
-    if similarity == "rbf":  # -‖x_i − x_j‖² up to a per-row constant
+    if not sim.larger_is_closer:  # -‖x_i − x_j‖² up to a per-row constant
         block = 2.0 * block - (e * e).sum(dim=1)[None, :]
     return block
 
 
-def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor]:
+def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[Tensor, Tensor]:
     r"""Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
     value is the pair's similarity, or for ``"rbf"`` its squared Euclidean
     distance :math:`\lVert x_i - x_j\rVert^2` from the scores' expansion of the
@@ -58,13 +58,14 @@ def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor
         ([1, 0, 1], [1.0, 1.0, 4.0])
     """
     # float16 / bfloat16 are searched in float32: too coarse to rank, and slow on CPU
-    e = neighbour_embedding(x.float() if x.element_size() < 4 else x, similarity)
+    sim = get_similarity(similarity) if isinstance(similarity, str) else similarity
+    e = sim.embedding(x.float() if x.element_size() < 4 else x)
     num = e.shape[0]
     step = max(1, _BLOCK // num)
     found, values = [], []
     for start in range(0, num, step):
         stop = min(num, start + step)
-        s = _scores(e, slice(start, stop), similarity)
+        s = _scores(e, slice(start, stop), sim)
         local = torch.arange(stop - start, device=e.device)
         s[local, local + start] = float("-inf")
         # one extra candidate tells whether the k-th place is tied with the next one
@@ -76,22 +77,22 @@ def torch_knn_search(x: Tensor, k: int, similarity: str) -> tuple[Tensor, Tensor
             rows = tied.nonzero().flatten()
             idx[rows] = torch.sort(s[rows], dim=1, descending=True, stable=True).indices[:, :k]
             vals[rows] = s[rows].gather(1, idx[rows])
-        if similarity == "rbf":  # score = ‖e_i‖² − ‖e_i − e_j‖²
+        if not sim.larger_is_closer:  # score = ‖e_i‖² − ‖e_i − e_j‖²
             vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
         found.append(idx)
         values.append(vals)
     return torch.cat(found), torch.cat(values).to(x.dtype)
 
 
-def _torch_knn(x: Tensor, k: int, similarity: str) -> Tensor:
-    return torch_knn_search(x, k, similarity)[0]
+def _torch_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
+    return torch_knn_search(x, k, sim)[0]
 
 
-def _faiss_knn(x: Tensor, k: int, similarity: str) -> Tensor:
+def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     import faiss
     import numpy as np
 
-    e = neighbour_embedding(x.detach().to("cpu", torch.float32), similarity).contiguous().numpy()
+    e = sim.embedding(x.detach().to("cpu", torch.float32)).contiguous().numpy()
     index = faiss.IndexFlatL2(e.shape[1])
     index.add(e)
     _, found = index.search(e, k + 1)
@@ -107,17 +108,17 @@ def _edges_to_rows(edge_index: Tensor, num: int, k: int) -> Tensor:
     return neighbour[order].view(num, k)
 
 
-def _torch_cluster_knn(x: Tensor, k: int, similarity: str) -> Tensor:
+def _torch_cluster_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     from torch_cluster import knn_graph
 
-    e = neighbour_embedding(x, similarity).detach()
+    e = sim.embedding(x).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
 
 
-def _pyg_knn(x: Tensor, k: int, similarity: str) -> Tensor:
+def _pyg_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     from torch_geometric.nn import knn_graph
 
-    e = neighbour_embedding(x, similarity).detach()
+    e = sim.embedding(x).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
 
 
@@ -125,7 +126,7 @@ def _pyg_available() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_cluster"))
 
 
-KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, str], Tensor], Callable[[], bool]]] = {
+KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, Similarity], Tensor], Callable[[], bool]]] = {
     "torch": (_torch_knn, lambda: True),
     "faiss": (_faiss_knn, lambda: importlib.util.find_spec("faiss") is not None),
     "torch_cluster": (_torch_cluster_knn, lambda: importlib.util.find_spec("torch_cluster") is not None),
@@ -163,11 +164,11 @@ def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> T
     check_choice(backend, "backend", KNN_BACKENDS)
     x = check_features(x, "x")
     check_k(k, x.shape[0])
-    similarity = resolve_similarity(x, similarity)
+    sim = get_similarity(resolve_similarity(x, similarity))
     search, available = KNN_BACKENDS[backend]
     if not available():
         raise ValueError(
             f"kNN backend {backend!r} is not installed; available here: {', '.join(available_backends())}"
         )
     with torch.no_grad():
-        return search(x, k, similarity)
+        return search(x, k, sim)

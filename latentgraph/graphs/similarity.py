@@ -1,11 +1,22 @@
-r"""Similarity measures between the samples of a batch.
+r"""Similarity measures between the samples of a batch, one class each.
 
-Each measure comes in two forms that agree exactly: a dense
-:math:`B \times B` matrix (:func:`similarity_matrix`) and a value per chosen
-pair (:func:`pair_similarity`), both differentiable with respect to the
-features. :func:`neighbour_embedding` maps the features to vectors whose
-Euclidean nearest neighbours are the most similar samples, which is what the
-distance-based kNN backends search.
+A similarity is a small :class:`Similarity` subclass registered under its
+``name``; everything else (the kNN search, :func:`latent_graph`,
+:func:`dense_adjacency`) only calls its methods, so a new similarity is one
+class. Each one offers the same forms, which agree exactly and are
+differentiable with respect to the features:
+
+* :meth:`Similarity.matrix`: the dense :math:`B \times B` matrix;
+* :meth:`Similarity.pair_values` then :meth:`Similarity.weights`: the
+  similarity of chosen pairs ``(row[e], col[e])``, through a *value* per pair
+  that the kNN search also returns — an inner product of the search
+  embedding when :attr:`Similarity.larger_is_closer`, a squared Euclidean
+  distance otherwise;
+* :meth:`Similarity.embedding`: vectors whose inner products (or Euclidean
+  distances) rank neighbours like the similarity, which is what the kNN
+  backends search.
+
+Registered similarities:
 
 * ``"cosine"``: :math:`s_{ij} = \frac{x_i^\top x_j}{\lVert x_i\rVert \lVert x_j\rVert}`;
   an all-zero row has similarity 0 to every sample.
@@ -15,10 +26,14 @@ distance-based kNN backends search.
   The default bandwidth :math:`\sigma` is the median Euclidean distance over
   the graph's edges (all pairs for the complete graph), detached from autograd,
   and 1 when that median is 0.
-* ``"auto"``: ``"cosine"`` when every feature is non-negative (e.g. after a
-  ReLU), ``"rbf"`` otherwise, as in Lassance et al. (2020).
+* ``"auto"`` (a rule, not a class): ``"cosine"`` when every feature is
+  non-negative (e.g. after a ReLU), ``"rbf"`` otherwise, as in Lassance et
+  al. (2020).
 """
 from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,7 +41,96 @@ from torch import Tensor
 
 from ..validation import check_bandwidth, check_choice, check_features
 
-SIMILARITIES = ("cosine", "rbf", "pearson", "auto")
+#: name -> similarity class, filled by subclassing :class:`Similarity`
+SIMILARITY_CLASSES: dict[str, type[Similarity]] = {}
+
+
+class _Names(Sequence):
+    """The names accepted as ``similarity``: the registered classes and ``"auto"`` (a live view)."""
+
+    def _names(self) -> tuple[str, ...]:
+        return (*SIMILARITY_CLASSES, "auto")
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+SIMILARITIES: Sequence[str] = _Names()
+
+
+class Similarity:
+    r"""A similarity between samples (rows of a 2-D tensor); subclasses register by ``name``.
+
+    A subclass sets :attr:`name` and :attr:`larger_is_closer` and implements
+    :meth:`embedding`, :meth:`matrix` and :meth:`pair_values`; it overrides
+    :meth:`weights` when the similarity is not the value itself.
+
+    Example:
+        >>> class Dot(Similarity, name="dot-example", larger_is_closer=True):
+        ...     def embedding(self, x): return x
+        ...     def matrix(self, x, sigma=None, fit=None): return x @ x.T
+        ...     def pair_values(self, x, row, col): return (x[row] * x[col]).sum(dim=1)
+        >>> get_similarity("dot-example")(torch.tensor([[1.0, 2.0]]), torch.tensor([0]), torch.tensor([0]))
+        tensor([5.])
+        >>> del SIMILARITY_CLASSES["dot-example"]
+    """
+
+    #: the name it is looked up by
+    name: ClassVar[str]
+    #: whether a larger value (:meth:`pair_values`, and the search's values)
+    #: means a closer pair: inner products of the embedding when ``True``,
+    #: squared Euclidean distances of the embedding when ``False``
+    larger_is_closer: ClassVar[bool]
+
+    def __init_subclass__(cls, name: str, larger_is_closer: bool, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.larger_is_closer = name, larger_is_closer
+        SIMILARITY_CLASSES[name] = cls
+
+    def embedding(self, x: Tensor) -> Tensor:
+        """Vectors whose inner products (``larger_is_closer``) or squared
+        Euclidean distances (otherwise) are the :meth:`pair_values` of ``x``."""
+        raise NotImplementedError
+
+    def matrix(self, x: Tensor, sigma: float | Tensor | None = None, fit: Tensor | None = None) -> Tensor:
+        """Dense :math:`B \\times B` similarity; parameters left to their default
+        (the RBF bandwidth) are fitted to the pairs where ``fit`` is true
+        (default: all off-diagonal pairs)."""
+        raise NotImplementedError
+
+    def pair_values(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+        """The value of each pair ``(row[e], col[e])`` (see :attr:`larger_is_closer`)."""
+        raise NotImplementedError
+
+    def weights(self, values: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """Similarities from pair values; default parameters are fitted to ``values``."""
+        return values
+
+    def __call__(self, x: Tensor, row: Tensor, col: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        """Similarity of the pairs ``(row[e], col[e])``, equal to ``matrix(x)[row, col]``."""
+        return self.weights(self.pair_values(x, row, col), sigma)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def get_similarity(name: str) -> Similarity:
+    """The similarity registered as ``name`` (not ``"auto"``, see :func:`resolve_similarity`).
+
+    Example:
+        >>> get_similarity("rbf").larger_is_closer
+        False
+    """
+    return SIMILARITY_CLASSES[check_choice(name, "similarity", SIMILARITY_CLASSES)]()
 
 
 def resolve_similarity(x: Tensor, similarity: str) -> str:
@@ -44,10 +148,83 @@ def resolve_similarity(x: Tensor, similarity: str) -> str:
     return similarity
 
 
-def _unit_rows(x: Tensor, centre: bool) -> Tensor:
-    if centre:
-        x = x - x.mean(dim=1, keepdim=True)
-    return F.normalize(x, p=2.0, dim=1, eps=1e-12)
+def _chunked_pairs(x: Tensor, row: Tensor, col: Tensor, op) -> Tensor:
+    """Apply ``op(x[row], x[col])`` in chunks so that wide features fit in memory."""
+    chunk = max(1, 2**24 // max(1, x.shape[1]))
+    parts = [op(x[r], x[c]) for r, c in zip(row.split(chunk), col.split(chunk))]
+    return torch.cat(parts) if parts else x.new_zeros(0)
+
+
+class Cosine(Similarity, name="cosine", larger_is_closer=True):
+    r"""Cosine similarity :math:`\frac{x_i^\top x_j}{\lVert x_i\rVert \lVert x_j\rVert}`
+    (0 for an all-zero row); values are the similarities themselves.
+
+    Example:
+        >>> Cosine().matrix(torch.tensor([[3.0, 4.0], [4.0, 3.0]]))
+        tensor([[1.0000, 0.9600],
+                [0.9600, 1.0000]])
+    """
+
+    def _rows(self, x: Tensor) -> Tensor:
+        """The rows whose cosine similarity is taken."""
+        return x
+
+    def embedding(self, x: Tensor) -> Tensor:
+        return F.normalize(self._rows(x), p=2.0, dim=1, eps=1e-12)
+
+    def matrix(self, x: Tensor, sigma: float | Tensor | None = None, fit: Tensor | None = None) -> Tensor:
+        x = self._rows(x)
+        # normalize the B×B Gram matrix rather than the B×D rows: cheaper forward and backward
+        gram = x @ x.T
+        sq = gram.diagonal()
+        eps = torch.finfo(x.dtype).tiny ** 0.5  # a zero row gets norm eps, hence similarity 0
+        norm = torch.where(sq > eps * eps, sq, torch.full_like(sq, eps * eps)).sqrt()
+        return gram / (norm[:, None] * norm[None, :])
+
+    def pair_values(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+        return _chunked_pairs(self.embedding(x), row, col, lambda a, b: (a * b).sum(dim=1))
+
+
+class Pearson(Cosine, name="pearson", larger_is_closer=True):
+    """Pearson correlation of two samples: the cosine similarity of the row-centred features.
+
+    Example:
+        >>> round(float(Pearson().matrix(torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]))[0, 1]), 6)
+        -1.0
+    """
+
+    def _rows(self, x: Tensor) -> Tensor:
+        return x - x.mean(dim=1, keepdim=True)
+
+
+class RBF(Similarity, name="rbf", larger_is_closer=False):
+    r"""Gaussian kernel :math:`\exp(-\lVert x_i - x_j\rVert^2 / (2\sigma^2))`; values are
+    the squared distances, and the default :math:`\sigma` is their median
+    (:func:`rbf_bandwidth`).
+
+    Example:
+        >>> RBF()(torch.tensor([[0.0], [1.0], [3.0]]), torch.tensor([0, 1]), torch.tensor([1, 2]))
+        tensor([0.6065, 0.1353])
+    """
+
+    def embedding(self, x: Tensor) -> Tensor:
+        # the mean row removed keeps the distances and avoids the cancellation
+        # of large common offsets in the searches' matrix products
+        return _centred(x)
+
+    def matrix(self, x: Tensor, sigma: float | Tensor | None = None, fit: Tensor | None = None) -> Tensor:
+        d2 = squared_distances(x)
+        if sigma is None:
+            if fit is None:
+                fit = ~torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
+            sigma = rbf_bandwidth(d2[fit])
+        return rbf_kernel(d2, sigma)
+
+    def pair_values(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
+        return pair_squared_distances(x, row, col)
+
+    def weights(self, values: Tensor, sigma: float | Tensor | None = None) -> Tensor:
+        return rbf_kernel(values, rbf_bandwidth(values) if sigma is None else sigma)
 
 
 def _centred(x: Tensor) -> Tensor:
@@ -120,29 +297,9 @@ def similarity_matrix(x: Tensor, similarity: str = "cosine", sigma: float | Tens
         True
     """
     x = check_features(x, "x")
-    similarity = resolve_similarity(x, similarity)
+    sim = get_similarity(resolve_similarity(x, similarity))
     check_bandwidth(sigma)
-    if similarity in ("cosine", "pearson"):
-        if similarity == "pearson":
-            x = x - x.mean(dim=1, keepdim=True)
-        # normalize the B×B Gram matrix rather than the B×D rows: cheaper forward and backward
-        gram = x @ x.T
-        sq = gram.diagonal()
-        eps = torch.finfo(x.dtype).tiny ** 0.5  # a zero row gets norm eps, hence similarity 0
-        norm = torch.where(sq > eps * eps, sq, torch.full_like(sq, eps * eps)).sqrt()
-        return gram / (norm[:, None] * norm[None, :])
-    d2 = squared_distances(x)
-    if sigma is None:
-        off = ~torch.eye(x.shape[0], dtype=torch.bool, device=x.device)
-        sigma = rbf_bandwidth(d2[off])
-    return rbf_kernel(d2, sigma)
-
-
-def _chunked_pairs(x: Tensor, row: Tensor, col: Tensor, op) -> Tensor:
-    """Apply ``op(x[row], x[col])`` in chunks so that wide features fit in memory."""
-    chunk = max(1, 2**24 // max(1, x.shape[1]))
-    parts = [op(x[r], x[c]) for r, c in zip(row.split(chunk), col.split(chunk))]
-    return torch.cat(parts) if parts else x.new_zeros(0)
+    return sim.matrix(x, sigma)
 
 
 def pair_squared_distances(x: Tensor, row: Tensor, col: Tensor) -> Tensor:
@@ -170,15 +327,12 @@ def pair_similarity(
         >>> pair_similarity(x, torch.tensor([0]), torch.tensor([1]), "cosine")
         tensor([0.7071])
     """
-    if similarity in ("cosine", "pearson"):
-        u = _unit_rows(x, centre=similarity == "pearson")
-        return _chunked_pairs(u, row, col, lambda a, b: (a * b).sum(dim=1))
-    d2 = pair_squared_distances(x, row, col)
-    return rbf_kernel(d2, rbf_bandwidth(d2) if sigma is None else sigma)
+    return get_similarity(similarity)(x, row, col, sigma)
 
 
 def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
-    """Vectors whose Euclidean nearest neighbours are the most similar rows of ``x``.
+    """Vectors whose Euclidean nearest neighbours are the most similar rows of ``x``
+    (:meth:`Similarity.embedding`).
 
     Unit rows for ``"cosine"`` (centred first for ``"pearson"``); for
     ``"rbf"``, ``x`` minus its mean row, which keeps the distances and avoids
@@ -190,6 +344,4 @@ def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
         tensor([[0.6000, 0.8000],
                 [0.0000, 1.0000]])
     """
-    if similarity in ("cosine", "pearson"):
-        return _unit_rows(x, centre=similarity == "pearson")
-    return _centred(x)
+    return get_similarity(similarity).embedding(x)
