@@ -61,6 +61,41 @@ def test_gkd_hand_computed_values():
     assert GKDLoss(k=1)(S3, T3).item() == pytest.approx(3.0)
 
 
+def _knn_union(a, k):
+    """Each row's k largest off-diagonal entries (ties to the lower index), union-symmetrized, with loops."""
+    n = len(a)
+    m = np.zeros((n, n), dtype=bool)
+    for i in range(n):
+        for j in sorted((j for j in range(n) if j != i), key=lambda j: (-a[i, j], j))[:k]:
+            m[i, j] = True
+    return m | m.T
+
+
+# Row 5 of this teacher: raw cosine ranks node 3 first (0.744 > 0.706), the normalized
+# adjacency ranks node 1 first (0.268 > 0.262): the degree scaling changes the order.
+T5 = torch.tensor([[0.6, 0.3, 0.0], [0.0, 0.8, 0.9], [0.6, 0.7, 0.5], [0.9, 0.8, 0.0], [0.9, 0.0, 0.7]], dtype=DT)
+S5 = torch.tensor([[0.1, 0.9], [0.5, 0.5], [0.9, 0.2], [0.3, 0.3], [0.7, 0.1]], dtype=DT)
+
+
+def test_gkd_knn_ranks_on_the_normalized_teacher_adjacency():
+    """The official code (cadurosar/graph_kd, utils.representations_to_adj) sorts D^-1/2 A D^-1/2."""
+    a_s, a_t = _normalized_cosine(S5), _normalized_cosine(T5)
+    t = T5.numpy()
+    raw = (t @ t.T) / np.outer(np.linalg.norm(t, axis=1), np.linalg.norm(t, axis=1))
+    np.fill_diagonal(raw, 0.0)
+    official, on_raw = _knn_union(a_t, 1), _knn_union(raw, 1)
+    assert (official != on_raw).any()  # the case tells the two rankings apart
+    expected = (((a_s - a_t) * official) ** 2).sum()
+    assert GKDLoss(k=1)(S5, T5).item() == pytest.approx(expected, rel=1e-12)
+    assert GKDLoss(k=1)(S5, T5).item() != pytest.approx((((a_s - a_t) * on_raw) ** 2).sum(), rel=1e-6)
+    # inter-class: the official code ranks the class-masked normalized adjacency
+    y = torch.tensor([0, 1, 0, 1, 2])
+    inter = (y[:, None] != y[None, :]).numpy()
+    mask = inter & _knn_union(a_t * inter, 2)
+    expected = (((a_s - a_t) * mask) ** 2).sum()
+    assert GKDLoss(k=2, edges="inter_class")(S5, T5, y).item() == pytest.approx(expected, rel=1e-12)
+
+
 def test_gkd_matches_loop_reference_on_random_layers():
     g = torch.Generator().manual_seed(0)
     s = [torch.rand(7, 3, 2, 2, dtype=DT, generator=g), torch.rand(7, 5, dtype=DT, generator=g)]

@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from latentgraph.graphs.construct import adjacency_mask, dense_adjacency
+from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
-from latentgraph.validation import check_choice
+from latentgraph.validation import check_choice, check_k, check_labels
 
 EDGES = ("all", "intra_class", "inter_class")
 
@@ -26,12 +26,17 @@ class GKDLoss(nn.Module):
         \mathcal{L}_{GKD} = \frac{1}{L} \sum_{\ell=1}^{L}
         \big\lVert (M \odot \hat{A}_s^{(\ell)})^p - (M \odot \hat{A}_t^{(\ell)})^p \big\rVert_F^2 .
 
-    :math:`M` is the product of the optional kNN mask of the *teacher* graph
-    (each node's ``k`` most cosine-similar neighbours, union-symmetrized) and
-    the optional class mask: ``"intra_class"`` keeps pairs with
-    :math:`y_i = y_j`, ``"inter_class"`` pairs with :math:`y_i \ne y_j` (the
-    paper's variant connecting only distinct classes). As in the official
-    code, masks are applied after normalization.
+    :math:`M` is the product of the optional class mask :math:`C` and the
+    optional kNN mask of the *teacher* graph: ``"intra_class"`` keeps pairs
+    with :math:`y_i = y_j`, ``"inter_class"`` pairs with :math:`y_i \ne y_j`
+    (the paper's variant connecting only distinct classes); the kNN mask keeps,
+    in each row of :math:`C \odot \hat{A}_t` (the *normalized* teacher
+    adjacency, class-masked), the ``k`` largest off-diagonal entries (ties to
+    the lower index), union-symmetrized. As in the official code
+    (``representations_to_adj`` in github.com/cadurosar/graph_kd, utils.py),
+    the ranking is on :math:`\hat{A}_t`, not on the raw cosine — the degree
+    scaling :math:`d_j^{-1/2}` can change a row's order — and masks are
+    applied after normalization.
 
     **Relation to the paper's** :math:`\lambda`: the official code adds
     :math:`\lambda \cdot \frac{1}{3} \sum_{\ell=1}^{3} \lVert\cdot\rVert_F^2`
@@ -78,8 +83,8 @@ class GKDLoss(nn.Module):
         for s, t in pairs:
             a_s = dense_adjacency(s, k=None, similarity="cosine", normalize=True)
             a_t = dense_adjacency(t, k=None, similarity="cosine", normalize=True)
-            if masked:  # the teacher's kNN pattern and/or the class pattern, applied to both
-                mask = adjacency_mask(t, k=self.k, similarity="cosine", y=y, edges=self.edges).to(a_s.dtype)
+            if masked:  # the class pattern and/or the teacher's kNN pattern, applied to both
+                mask = _teacher_mask(a_t, self.k, y, self.edges).to(a_s.dtype)
                 a_s, a_t = a_s * mask, a_t * mask
             if self.power > 1:
                 a_s = torch.linalg.matrix_power(a_s, self.power)
@@ -89,3 +94,20 @@ class GKDLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return f"k={self.k}, power={self.power}, edges={self.edges!r}"
+
+
+def _teacher_mask(a_t: Tensor, k: int | None, y: Tensor | None, edges: str) -> Tensor:
+    """Boolean mask C ⊙ (kNN of C ⊙ Â_t, union-symmetrized): the official code's
+    ``A_final`` times its class mask ``mult``."""
+    num = a_t.shape[0]
+    keep = torch.ones(num, num, dtype=torch.bool, device=a_t.device)
+    if edges != "all":
+        y = check_labels(y, num, a_t.device)
+        same = y[:, None] == y[None, :]
+        keep = same if edges == "intra_class" else ~same
+    if check_k(k, num) is None:
+        return keep
+    ranked = (a_t.detach() * keep).fill_diagonal_(-torch.inf)
+    top = torch.sort(ranked, dim=1, descending=True, stable=True).indices[:, :k]
+    knn = torch.zeros_like(keep).scatter_(1, top, True)
+    return keep & (knn | knn.T)
