@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from latentgraph.analysis import analyze
+from latentgraph import analyze
 from latentgraph.data import load_digits, make_loader
 from latentgraph.seed import seed_everything
 from latentgraph.train import fit

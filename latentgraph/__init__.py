@@ -1,6 +1,6 @@
 """latentgraph: latent geometry graphs of neural networks, and graph constraints as training losses."""
 from . import data, losses, models, robustness, train
-from .analysis import AnalysisResult, analyze
+from .eval import AnalysisResult, analyze
 from .capture import Activations, capture, layer_names
 from .graphs import (
     LatentGraph,

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from latentgraph.analysis import STATS, AnalysisResult, LayerStats, analyze, load_graphs
+from latentgraph.eval import STATS, AnalysisResult, LayerStats, analyze, load_graphs
 from latentgraph.viz import draw_latent_graphs
 
 

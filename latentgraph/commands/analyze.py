@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``latentgraph analyze``; returns 0 on success."""
     import torch
 
-    from ..analysis import analyze
+    from ..eval import analyze
     from ..seed import seed_everything
 
     for name in ("k", "batch_size", "batches", "epochs", "threads"):
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     model, model_name = build_model(args.model, x_eval, y_eval)
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     if layers is not None:  # before training, so that a typo does not cost a training run
-        from ..analysis import check_layers
+        from ..eval.layers import check_layers
 
         try:
             check_layers(model, layers)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 def load_checkpoint_option(model, path: str) -> None:
     """Load ``--checkpoint`` (a state dict or trainer checkpoint, ``weights_only=True``)
     into ``model``; errors name the option."""
-    from ..train.checkpoint import load_model_weights
+    from ..torch_files import load_model_weights
 
     try:
         load_model_weights(model, path)

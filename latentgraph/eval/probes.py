@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
-from latentgraph.robustness.attacks import eval_mode
+from latentgraph.eval.accuracy import eval_mode
 from latentgraph.validation import check_features, check_labels, check_tensor
 
 

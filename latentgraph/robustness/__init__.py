@@ -5,16 +5,15 @@ Example:
     >>> sorted(robustness.ATTACKS)
     ['fgsm', 'pgd']
 """
+from latentgraph.eval.accuracy import error_rate, eval_mode, predict
 from latentgraph.robustness.attacks import (
     ATTACKS,
     accuracy_curve,
     accuracy_under_attack,
     cross_entropy_loss,
-    eval_mode,
     fgsm,
     input_gradient,
     pgd,
-    predict,
 )
 from latentgraph.robustness.cifar_c import (
     CIFAR10C_CORRUPTIONS,
@@ -27,7 +26,6 @@ from latentgraph.robustness.corruptions import CORRUPTIONS, SEVERITIES, corrupt,
 from latentgraph.robustness.metrics import (
     corruption_error,
     corruption_errors,
-    error_rate,
     mce,
     relative_corruption_error,
     relative_mce,

@@ -13,13 +13,13 @@ an isometry term can be attacked as its authors did.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from latentgraph.eval.accuracy import batch_slices, eval_mode, predict
 from latentgraph.validation import check_choice, check_tensor
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
@@ -34,29 +34,6 @@ def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         torch.Size([])
     """
     return F.cross_entropy(model(x), y)
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put ``model`` in eval mode, then restore each submodule's own ``training`` flag.
-
-    Example:
-        >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
-        >>> model[1].eval()
-        Dropout(p=0.5, inplace=False)
-        >>> with eval_mode(model):
-        ...     model.training
-        False
-        >>> model.training, model[1].training
-        (True, False)
-    """
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, training in flags:
-            module.training = training
 
 
 def _check_images(x: object, name: str = "x") -> Tensor:
@@ -245,25 +222,6 @@ def pgd(
     return x_adv
 
 
-def _batches(n: int, batch_size: int) -> Iterator[slice]:
-    for start in range(0, n, batch_size):
-        yield slice(start, min(start + batch_size, n))
-
-
-@torch.no_grad()
-def predict(model: nn.Module, x: Tensor, batch_size: int = 256) -> Tensor:
-    """Predicted classes (argmax of the logits) of ``x`` in eval mode, by batches.
-
-    Example:
-        >>> model = nn.Linear(2, 2, bias=False)
-        >>> _ = model.weight.data.copy_(torch.eye(2))
-        >>> predict(model, torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.2, 0.9]]), batch_size=2).tolist()
-        [0, 1, 1]
-    """
-    with eval_mode(model):
-        return torch.cat([model(x[s]).argmax(dim=1) for s in _batches(x.shape[0], batch_size)])
-
-
 def accuracy_under_attack(
     model: nn.Module,
     x: Tensor,
@@ -290,7 +248,7 @@ def accuracy_under_attack(
     x = _check_images(x)
     y = _check_targets(y, x)
     correct = 0
-    for s in _batches(x.shape[0], batch_size):
+    for s in batch_slices(x.shape[0], batch_size):
         x_adv = attack_fn(model, x[s], y[s], **attack_kwargs)
         correct += int((predict(model, x_adv, batch_size) == y[s]).sum())
     return correct / x.shape[0]

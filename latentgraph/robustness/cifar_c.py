@@ -117,7 +117,7 @@ def cifar10c_errors(
     Returns:
         dict[str, list[float]]: corruption → error per severity.
     """
-    from latentgraph.robustness.metrics import error_rate
+    from latentgraph.eval.accuracy import error_rate
 
     if device is None:
         tensor = next(iter(model.parameters()), None)

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
-from latentgraph.robustness.attacks import predict
+from latentgraph.eval.accuracy import error_rate
 from latentgraph.robustness.corruptions import SEVERITIES, corrupt, corruption_names
 
 Errors = Mapping[str, Sequence[float]]
@@ -119,18 +119,6 @@ def relative_mce(errors: Errors, clean_error: float, baseline_errors: Errors, ba
     return sum(
         relative_corruption_error(errors[n], clean_error, baseline_errors[n], baseline_clean_error) for n in names
     ) / len(names)
-
-
-def error_rate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
-    """Top-1 error of ``model`` on ``(x, y)``, in eval mode (the model's mode is restored).
-
-    Example:
-        >>> model = nn.Linear(2, 2, bias=False)
-        >>> _ = model.weight.data.copy_(torch.eye(2))
-        >>> error_rate(model, torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0]))
-        0.5
-    """
-    return float((predict(model, x, batch_size) != y).float().mean())
 
 
 def corruption_errors(

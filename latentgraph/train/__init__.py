@@ -5,7 +5,7 @@ Example:
     >>> get_objective("classification").__name__
     'ClassificationObjective'
 """
-from .evaluation import evaluate
+from ..eval.accuracy import evaluate
 from .objectives import available_objectives, get_objective, register_objective
 from .trainer import Trainer, fit
 

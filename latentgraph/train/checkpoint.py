@@ -17,14 +17,12 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
 import numpy as np
 import torch
-from torch import nn
 
 from ..atomic import save_torch, write_text
+from ..torch_files import FORMAT, load_file, load_model_weights  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
-#: Tag stored in every trainer checkpoint, checked on load.
-FORMAT = "latentgraph-checkpoint"
 #: Version of the checkpoint layout, checked on load.
 VERSION = 1
 #: File name of the latest checkpoint inside a checkpoint folder.
@@ -53,26 +51,6 @@ def write_text_atomic(path: PathLike, text: str) -> Path:
     return write_text(path, text)
 
 
-def load_file(path: PathLike, map_location: Any = None) -> Any:
-    """Load a file written by :func:`torch.save` with ``weights_only=True``.
-
-    Raises:
-        FileNotFoundError: if ``path`` does not exist.
-        ValueError: if the file is corrupt, truncated or holds objects that
-            ``weights_only`` loading refuses; the message names the file.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint file {str(path)!r} does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # torch raises RuntimeError/UnpicklingError/EOFError/...
-        raise ValueError(
-            f"cannot read checkpoint file {str(path)!r}: it is corrupt, truncated or not a "
-            f"weights-only torch file ({type(error).__name__}: {error})"
-        ) from error
-
-
 def load_checkpoint(path: PathLike, map_location: Any = None) -> Dict[str, Any]:
     """Load a trainer checkpoint written by :class:`~latentgraph.train.Trainer`.
 
@@ -89,24 +67,6 @@ def load_checkpoint(path: PathLike, map_location: Any = None) -> Dict[str, Any]:
             f"this latentgraph reads version {VERSION}"
         )
     return state
-
-
-def load_model_weights(model: nn.Module, path: PathLike) -> nn.Module:
-    """Load weights into ``model`` from a trainer checkpoint or a bare ``state_dict`` file.
-
-    A trainer checkpoint contributes its ``"model"`` entry. Missing or
-    unexpected keys raise :class:`ValueError` naming the file.
-    """
-    state = load_file(path, map_location="cpu")
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        state = state["model"]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{str(path)!r} holds neither a trainer checkpoint nor a state_dict")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"weights in {str(path)!r} do not fit {type(model).__name__}: {error}") from error
-    return model
 
 
 def _generators(loader: Any) -> Iterable[torch.Generator]:

@@ -16,7 +16,7 @@ from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
 from .config import MethodConfig, ModelConfig, TrainConfig
 from .distributed import barrier, get_world_size, is_main_process
-from .evaluation import model_device
+from ..device import model_device
 from .trainer import Trainer
 
 log = logging.getLogger("latentgraph.train")

@@ -22,7 +22,8 @@ from . import checkpoint as ckpt
 from .distributed import (
     all_reduce_mean, average_gradients, barrier, broadcast_module, get_world_size, is_main_process, shard_loader,
 )
-from .evaluation import evaluate, model_device, to_device
+from ..device import model_device, to_device
+from ..eval.accuracy import evaluate
 from .objectives.classification import ClassificationObjective
 
 log = logging.getLogger("latentgraph.train")
