@@ -296,10 +296,10 @@ def test_drawing_needs_labels(tmp_path):
 
 
 def test_drawing_has_a_class_legend_with_the_node_colours(tmp_path, monkeypatch):
-    from latentgraph import viz
+    from latentgraph.viz import graphs as viz_graphs
 
     figures = []
-    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(viz_graphs, "save_figure", lambda fig, path: figures.append(fig) or path)
     y = torch.tensor([0, 0, 0, 2, 2, 2, 5, 5, 5])
     result = analyze(_positive_model(), torch.rand(9, 3), y, k=2, batch_size=9, num_batches=1)
     draw_latent_graphs({"input": result.graphs["input"][0]}, tmp_path / "g.png")
@@ -315,10 +315,10 @@ def test_drawing_a_graph_whose_edges_all_weigh_zero(tmp_path, monkeypatch):
     from matplotlib.collections import LineCollection
     from torch_geometric.data import Data
 
-    from latentgraph import viz
+    from latentgraph.viz import graphs as viz_graphs
 
     figures = []
-    monkeypatch.setattr(viz, "_save", lambda fig, path: figures.append(fig) or path)
+    monkeypatch.setattr(viz_graphs, "save_figure", lambda fig, path: figures.append(fig) or path)
     g = Data(edge_index=torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]]), edge_weight=torch.zeros(4),
              y=torch.tensor([0, 1, 1]), num_nodes=3)
     draw_latent_graphs({"g": g}, tmp_path / "g.png")

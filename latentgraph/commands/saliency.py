@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from ..atomic import write_atomic
     from ..data import make_loader
     from ..jacobian import fullgrad, gradient_times_input
-    from ..jacobian.plots import save_saliency_overlays
+    from ..viz import save_saliency_overlays
     from ..seed import seed_everything
     from ..train import fit
     from ..train.checkpoint import save_atomic

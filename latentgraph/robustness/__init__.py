@@ -30,7 +30,7 @@ from latentgraph.robustness.metrics import (
     relative_corruption_error,
     relative_mce,
 )
-from latentgraph.robustness.plots import plot_accuracy_curves, plot_corruption_errors
+from latentgraph.viz.robustness import plot_accuracy_curves, plot_corruption_errors  # the plots live in viz/
 
 __all__ = [
     "ATTACKS",

@@ -1,4 +1,4 @@
-"""Saliency overlays written to image files."""
+"""Saliency overlays written to image files (drawn outside pyplot: :mod:`latentgraph.viz.figure`)."""
 from __future__ import annotations
 
 import os
@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from latentgraph.atomic import save_figure
+from latentgraph.viz.figure import new_figure
 
 __all__ = ["save_saliency_overlays"]
 
@@ -33,11 +34,6 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
         ...     save_saliency_overlays(x, {"FullGrad": torch.rand(2, 1, 8, 8)}, Path(d) / "s.png").exists()
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not isinstance(images, Tensor) or images.dim() != 4:
         raise ValueError("images must be a B×C×H×W tensor")
     for name, m in maps.items():
@@ -47,7 +43,8 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
     if titles is not None and len(titles) != images.shape[0]:
         raise ValueError(f"titles must hold one label per image ({images.shape[0]}), got {len(titles)}")
     count, kinds = images.shape[0], ["image", *maps]
-    fig, axes = plt.subplots(len(kinds), count, figsize=(1.6 * count, 1.7 * len(kinds)), squeeze=False)
+    fig = new_figure(1.6 * count, 1.7 * len(kinds))
+    axes = fig.subplots(len(kinds), count, squeeze=False)
     shown = images.detach().float().mean(1).cpu().numpy()
     for i in range(count):
         for row, kind in enumerate(kinds):
@@ -64,7 +61,4 @@ def save_saliency_overlays(images: Tensor, maps: Mapping[str, Tensor], path: str
         if titles is not None:
             axes[0, i].set_title(titles[i], fontsize=8)
     fig.tight_layout()
-    try:
-        return save_figure(fig, path, dpi=dpi)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path, dpi=dpi)

@@ -1,14 +1,11 @@
-"""Plots of robustness results, written to files (matplotlib, Agg backend)."""
+"""Plots of robustness results, written to files (drawn outside pyplot: :mod:`latentgraph.viz.figure`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from latentgraph.atomic import save_figure
-
-
-def _save(fig: "object", path: str | Path) -> Path:
-    return save_figure(fig, path, dpi=120, bbox_inches="tight")
+from latentgraph.viz.figure import new_figure
 
 
 def plot_accuracy_curves(
@@ -29,14 +26,10 @@ def plot_accuracy_curves(
         >>> p.is_file()
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not curves:
         raise ValueError("`curves` must hold at least one curve")
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = new_figure(5, 3.5)
+    ax = fig.subplots()
     for label, curve in curves.items():
         eps, acc = list(curve[0]), list(curve[1])
         if len(eps) != len(acc):
@@ -54,10 +47,7 @@ def plot_accuracy_curves(
     ax.legend()
     if title:
         ax.set_title(title)
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def plot_corruption_errors(
@@ -75,17 +65,13 @@ def plot_corruption_errors(
         >>> plot_corruption_errors(errs, os.path.join(d, "c.png")).is_file()
         True
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     if not errors:
         raise ValueError("`errors` must hold at least one model")
     names = list(next(iter(errors.values())))
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    fig = new_figure(3.2 * cols, 2.6 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, names):
         for label, per_model in errors.items():
             values = list(per_model[name])
@@ -100,7 +86,4 @@ def plot_corruption_errors(
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    try:
-        return _save(fig, path)
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")

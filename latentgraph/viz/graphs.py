@@ -1,9 +1,5 @@
-"""Plots of latent geometry graphs, written to files.
-
-The functions draw on a bare :class:`matplotlib.figure.Figure` rendered by
-the Agg backend: no window, no display needed, and no change to the global
-``pyplot`` state of the caller.
-"""
+"""Plots of latent geometry graphs and of label variation by depth, written to files
+(drawn outside pyplot: :mod:`latentgraph.viz.figure`)."""
 from __future__ import annotations
 
 import os
@@ -14,25 +10,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch_geometric.data import Data
 
-from .gsp import eigenmaps
+from latentgraph.gsp import eigenmaps
+from latentgraph.atomic import save_figure
+from latentgraph.viz.figure import new_figure
 
 if TYPE_CHECKING:
-    from .analysis import AnalysisResult
-
-
-def _figure(width: float, height: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    from .atomic import save_figure
-
-    return save_figure(fig, path)
+    from latentgraph.eval.report import AnalysisResult
 
 
 def plot_label_variation(result: AnalysisResult, path: str | os.PathLike) -> Path:
@@ -46,7 +29,7 @@ def plot_label_variation(result: AnalysisResult, path: str | os.PathLike) -> Pat
     Returns:
         Path: ``path``.
     """
-    fig = _figure(9.0, 3.6)
+    fig = new_figure(9.0, 3.6, dpi=110, layout="constrained")
     depth = list(range(len(result.layers)))
     for ax, stat, label in zip(
         fig.subplots(1, 2),
@@ -62,7 +45,7 @@ def plot_label_variation(result: AnalysisResult, path: str | os.PathLike) -> Pat
         ax.grid(alpha=0.3)
     s = result.settings
     fig.suptitle(f"Label variation by depth (k = {s['k']}, {s['num_batches']} batches of {s['batch_size']})")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def draw_latent_graphs(
@@ -105,7 +88,7 @@ def draw_latent_graphs(
     present = sorted({int(c) for g in graphs.values() for c in g.y.cpu().unique()})
     classes = present[-1] + 1  # one colour per class, the same in every panel
     cmap, vmax = ("tab10", 9) if classes <= 10 else ("tab20", 19) if classes <= 20 else ("turbo", classes - 1)
-    fig = _figure(4.0 * len(graphs), 4.2)
+    fig = new_figure(4.0 * len(graphs), 4.2, dpi=110, layout="constrained")
     axes = fig.subplots(1, len(graphs), squeeze=False)[0]
     for ax, (name, g) in zip(axes, graphs.items()):
         pos = eigenmaps(g, dim=2).detach().cpu().double()
@@ -134,4 +117,4 @@ def draw_latent_graphs(
                       markeredgecolor="black", markeredgewidth=0.4, label=str(c)) for c in present]
     fig.legend(handles=handles, title="class", loc="outside right center", fontsize=8, title_fontsize=9,
                frameon=False, ncols=1 if len(present) <= 12 else 2)
-    return _save(fig, path)
+    return save_figure(fig, path)
