@@ -36,7 +36,7 @@ import torch
 from latentgraph.atomic import write_text
 from latentgraph.models import SmallCNN
 from latentgraph.train.objectives import ClassificationObjective
-from latentgraph.train.objectives.regularized import (
+from latentgraph.train.objectives import (
     LabelVariationObjective,
     LaplacianSmoothnessObjective,
     ParsevalObjective,

@@ -44,7 +44,7 @@ from latentgraph.robustness import corruption_errors, error_rate, mce, plot_corr
 from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer
 from latentgraph.train.objectives import ClassificationObjective
-from latentgraph.train.objectives.regularized import LabelVariationObjective
+from latentgraph.train.objectives import LabelVariationObjective
 
 DATASETS: dict[str, Callable] = {"digits": load_digits, "mnist5k": load_mnist5k}
 # Relative mCE divides by the baseline's extra error under each corruption. On 8×8 digits the CIFAR

@@ -50,7 +50,7 @@ from latentgraph.robustness import (
 )
 from latentgraph.seed import seed_everything
 from latentgraph.train.objectives import ClassificationObjective
-from latentgraph.train.objectives.regularized import LaplacianSmoothnessObjective, ParsevalObjective
+from latentgraph.train.objectives import LaplacianSmoothnessObjective, ParsevalObjective
 
 CURVE_EPS = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
 

@@ -13,7 +13,6 @@ import latentgraph.train.objectives  # noqa: F401
 import latentgraph.train.objectives.distillation  # noqa: F401  (registers "distill")
 import latentgraph.train.objectives.isometric  # noqa: F401  (the shipped configs use every method)
 import latentgraph.train.objectives.jacobian  # noqa: F401
-import latentgraph.train.objectives.regularized  # noqa: F401
 from latentgraph.cli import main
 from latentgraph.train.build import build_loaders
 from latentgraph.train.config import DataConfig, load_config, parse_config

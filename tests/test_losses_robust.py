@@ -11,13 +11,13 @@ from latentgraph.losses.parseval import (
     parseval_retraction_,
     parseval_weights,
 )
-from latentgraph.losses.smoothness import LaplacianSmoothnessLoss, indicator_smoothness, relu_layer_names
+from latentgraph.losses.laplacian_smoothness import LaplacianSmoothnessLoss, indicator_smoothness, relu_layer_names
 from latentgraph.models import SmallCNN
-from latentgraph.train.objectives import get_objective
-from latentgraph.train.objectives.regularized import (
+from latentgraph.train.objectives import (
     LabelVariationObjective,
     LaplacianSmoothnessObjective,
     ParsevalObjective,
+    get_objective,
 )
 
 

@@ -10,7 +10,7 @@ from .isometry import IsometryLoss
 from .jacobian import BiasJacobianPenalty, FullJacobianMatchingLoss, InputJacobianMatchingLoss
 from .label_variation import LabelVariationLoss
 from .parseval import ParsevalPenalty
-from .smoothness import LaplacianSmoothnessLoss
+from .laplacian_smoothness import LaplacianSmoothnessLoss
 
 __all__ = [
     "AttentionTransferLoss",

@@ -72,7 +72,7 @@ class LaplacianSmoothnessLoss(nn.Module):
     cross-entropy with :math:`\gamma = 0.01`, :math:`m = 2` and the complete
     graph (``k=None``), i.e. a weight of :math:`10^{-4}`, on the 17 ReLU
     outputs of a PreActResNet-18; the weight is applied by the objective
-    (:class:`~latentgraph.train.objectives.regularized.LaplacianSmoothnessObjective`),
+    (:class:`~latentgraph.train.objectives.laplacian_smoothness.LaplacianSmoothnessObjective`),
     not here. A batch of a single class gives :math:`\sigma_\ell = 0` for all
     layers, hence a loss of exactly 0 (finite).
 
