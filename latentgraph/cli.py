@@ -110,13 +110,24 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     log.propagate = False
 
 
+def one_line(error: BaseException) -> str:
+    """``error``'s message on one line (whitespace and line breaks collapsed).
+
+    Example:
+        >>> one_line(ValueError("bad\\n  value"))
+        'bad value'
+    """
+    return " ".join(str(error).split()) or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``latentgraph`` command; returns the exit status.
 
-    Bad input met while running (``ValueError``, ``TypeError``, a missing
-    file) is reported as one ``ERROR`` log line and exit status 2, without a
-    traceback (``--verbose`` shows it); a non-finite training loss gives
-    status 1 and Ctrl-C status 130, also without a traceback.
+    Every error is reported as one ``ERROR`` log line, without a traceback
+    (``--verbose`` shows it): bad input met while running (``ValueError``,
+    ``TypeError``, a missing file) gives exit status 2; a non-finite training
+    loss, a file-system error, exhausted memory or any other failure status 1;
+    Ctrl-C status 130.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -133,16 +144,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args._run(args))
     except (ValueError, TypeError, FileNotFoundError, IsADirectoryError) as error:
         log.debug("traceback", exc_info=True)
-        log.error("%s", error)
+        log.error("%s", one_line(error))
         return EXIT_BAD_INPUT
     except FloatingPointError as error:  # a diverged run: the trainer stops before the bad update
         log.debug("traceback", exc_info=True)
-        log.error("%s (lower the learning rate or check the data)", error)
+        log.error("%s (lower the learning rate or check the data)", one_line(error))
         return 1
     except KeyboardInterrupt:
         log.debug("traceback", exc_info=True)
         log.error("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as error:  # permissions, a full disk, a name too long
+        log.debug("traceback", exc_info=True)
+        log.error("%s", one_line(error))
+        return 1
+    except MemoryError as error:
+        log.debug("traceback", exc_info=True)
+        log.error("out of memory%s; try a smaller batch or model", f" ({one_line(error)})" if str(error) else "")
+        return 1
+    except Exception as error:  # anything else still gets one line; --verbose shows where it came from
+        log.debug("traceback", exc_info=True)
+        log.error("%s: %s (run with --verbose for the traceback)", type(error).__name__, one_line(error)[:500])
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ clear error naming the file.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,20 @@ def load_file(path: PathLike, map_location: Any = None) -> Any:
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises RuntimeError/UnpicklingError/EOFError/...
-        raise ValueError(
-            f"cannot read checkpoint file {str(path)!r}: it is corrupt, truncated or not a "
-            f"weights-only torch file ({type(error).__name__}: {error})"
-        ) from error
+        raise ValueError(f"cannot read checkpoint file {str(path)!r}: {_load_error(error)}") from None
+
+
+def _load_error(error: Exception) -> str:
+    """One line saying why ``torch.load`` refused a file, without torch's advice to
+    load it with ``weights_only=False`` (which would run code from the file)."""
+    text = str(error)
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused or "weights_only" in text or "Weights only" in text:
+        what = f"a Python object ({refused.group(1)})" if refused else "Python objects"
+        return (f"it is not a weights-only torch file: it holds {what} that safe loading refuses; "
+                f"only tensors, numbers, strings and containers of them are read")
+    first = text.strip().splitlines()[0] if text.strip() else "no details"
+    return f"it is corrupt, truncated or not a torch file ({type(error).__name__}: {first[:200]})"
 
 
 def load_model_weights(model: nn.Module, path: PathLike) -> nn.Module:

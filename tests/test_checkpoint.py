@@ -139,3 +139,54 @@ def test_written_files_get_the_permissions_of_a_plain_open(tmp_path):
     assert oct((tmp_path / "m.csv").stat().st_mode & 0o777) == oct(0o644)
     assert (tmp_path / "m.csv").read_text() == "a,b\n"
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def _trainer_state(**extra):
+    return {"format": ckpt.FORMAT, "version": ckpt.VERSION, "model": {"w": torch.full((64,), 1.2345)}, **extra}
+
+
+def test_a_flipped_bit_in_a_tensor_is_a_corrupt_checkpoint(tmp_path):
+    path = ckpt.save_atomic(_trainer_state(step=3), tmp_path / "last.pt")
+    assert torch.equal(ckpt.load_checkpoint(path)["model"]["w"], torch.full((64,), 1.2345))
+    data = bytearray(path.read_bytes())
+    at = data.index(torch.tensor([1.2345]).numpy().tobytes()) + 4 * 10  # inside the tensor's bytes
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert ckpt.load_file(path)["model"]["w"][10] != 1.2345  # torch's zip reader does not notice
+    with pytest.raises(ValueError, match=r"last\.pt.*is corrupt: its content does not match the checksum"):
+        ckpt.load_checkpoint(path)
+
+
+def test_checksum_covers_numbers_and_tolerates_tuples_turned_lists():
+    state = _trainer_state(step=3, rng=(1, (2, 3)))
+    assert ckpt.checksum(state) == ckpt.checksum({**state, "rng": [1, [2, 3]]})
+    assert ckpt.checksum(state) != ckpt.checksum({**state, "step": 4})
+    assert ckpt.checksum(state) == ckpt.checksum({**state, "checksum": "anything"})
+
+
+def test_a_refused_object_is_one_line_without_torchs_weights_only_false_advice(tmp_path):
+    path = tmp_path / "pickled.pt"
+    torch.save({"obj": NotAllowed()}, path)
+    with pytest.raises(ValueError) as error:
+        ckpt.load_file(path)
+    message = str(error.value)
+    assert "\n" not in message and "weights_only=False" not in message and "False" not in message
+    assert "NotAllowed" in message and "pickled.pt" in message
+
+
+def test_stale_temporaries_of_the_run_are_removed_and_others_kept(tmp_path):
+    (tmp_path / ".last.pt.abc123.tmp").write_bytes(b"x" * 100)
+    (tmp_path / ".model.pt.zz.tmp").write_bytes(b"x")
+    (tmp_path / "notes.tmp").write_bytes(b"keep")
+    removed = ckpt.remove_stale_temporaries(tmp_path, ["last.pt"])
+    assert [p.name for p in removed] == [".last.pt.abc123.tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.pt.zz.tmp", "notes.tmp"]
+    assert ckpt.remove_stale_temporaries(tmp_path / "absent", ["last.pt"]) == []
+
+
+def test_an_optimizer_of_another_kind_is_refused_before_it_crashes_a_step(tmp_path):
+    params = [nn.Parameter(torch.ones(2))]
+    adam = torch.optim.Adam(params).state_dict()
+    with pytest.raises(ValueError, match=r"another optimizer \(SGD settings \['dampening'"):
+        ckpt.check_optimizer_fits(adam, torch.optim.SGD(params, lr=0.1), tmp_path / "last.pt")
+    ckpt.check_optimizer_fits(torch.optim.SGD(params, lr=0.5).state_dict(), torch.optim.SGD(params, lr=0.1), "x")

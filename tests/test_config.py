@@ -65,6 +65,15 @@ def test_defaults_and_yaml_float_without_dot(tmp_path):
     ("data: {name: svhn}\nmodel: {name: small_cnn}\n", ValueError, "data.name must be one of digits"),
     ("data: {name: cifar10}\nmodel: {name: wrn}\n", ValueError, "data.root is required"),
     (MINIMAL + "schedule: {name: multistep}\n", ValueError, "schedule.milestones must be a non-empty"),
+    (MINIMAL + "schedule: {name: multistep, milestones: [-5, 0]}\n", ValueError,
+     r"schedule\.milestones must be a non-empty, strictly increasing list of epochs ≥ 1, got \[-5, 0\]"),
+    (MINIMAL + "schedule: {name: multistep, milestones: [3, 3]}\n", ValueError, "strictly increasing"),
+    (MINIMAL + "schedule: {name: cosine, milestones: [3]}\n", ValueError, "only used by schedule.name: multistep"),
+    (MINIMAL + f"seed: {2**70}\n", ValueError, r"run\.yaml: seed must be an integer in 0\.\.2\*\*63-1"),
+    ("data: {name: digits, split_seed: -1}\nmodel: {name: small_cnn}\n", ValueError,
+     r"run\.yaml: data\.split_seed must be an integer in 0\.\.2\*\*63-1, got -1"),
+    (MINIMAL + "device: meta\n", ValueError, r"run\.yaml: device must be cpu, cuda\[:N\] or mps"),
+    (MINIMAL + "distributed_timeout: 0\n", ValueError, "distributed_timeout must be a positive number of seconds"),
     (MINIMAL + "schedule: {name: step}\n", ValueError, "schedule.name must be one of"),
     (MINIMAL + "optim: {name: rmsprop}\n", ValueError, "optim.name must be one of sgd, adam; got 'rmsprop'$"),
     (MINIMAL + "optim: {name: adma}\n", ValueError, r"got 'adma' \(did you mean 'adam'\?\)"),
@@ -153,7 +162,7 @@ def test_train_command_loads_a_given_teacher_and_reports_bad_input(tmp_path, cap
     ]
     capsys.readouterr()
     for path, message in cases:
-        assert main(["train", "--config", str(path), "--no-progress"]) == 2
+        assert main(["train", "--config", str(path), "--no-progress", "--overwrite"]) == 2
         err = capsys.readouterr().err
         assert message in err, (message, err)
         assert path.name in err or message in ("broken.pt", "do not fit SmallCNN")  # these name the weights file

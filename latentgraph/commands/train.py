@@ -23,24 +23,36 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue from OUTPUT/checkpoints/last.pt (model, optimizer, schedule, random state)")
     parser.add_argument("--output", metavar="DIR", help="output folder (overrides `output` in the config)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run even where the output folder holds one (its checkpoint, weights "
+                             "and metrics are deleted; a trained teacher/model.pt is reused)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="hide the progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``latentgraph train``; returns 0 on success."""
     from ..train.config import load_config
-    from ..train.distributed import init_from_env, is_main_process
+    from ..train.distributed import init_from_env, is_main_process, lost_rank_message
     from ..train.run import run_config
 
+    if args.resume and args.overwrite:
+        raise ValueError("--resume continues the run in the output folder and --overwrite replaces it; give one")
     config = load_config(args.config)
     if args.output:
         config = dataclasses.replace(config, output=args.output)
-    distributed = init_from_env()
+    distributed = init_from_env(config.distributed_timeout)
     main = is_main_process()
     if not main:  # one log, from rank 0
         logging.getLogger("latentgraph").setLevel(logging.WARNING)
     try:
-        result = run_config(config, resume=args.resume, source=args.config, progress=args.progress)
+        result = run_config(config, resume=args.resume, source=args.config, progress=args.progress,
+                            overwrite=args.overwrite)
+    except RuntimeError as error:
+        message = lost_rank_message(error) if distributed else None
+        if message is None:
+            raise
+        logging.getLogger("latentgraph").error("%s", message)
+        return 1
     except KeyboardInterrupt:
         if main:
             logging.getLogger("latentgraph").warning(

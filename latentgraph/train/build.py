@@ -23,6 +23,11 @@ def build_model(config: ModelConfig, source: str = "<config>", key: str = "model
         return build_named_model(config.name, **config.kwargs)
     except TypeError as error:
         raise ValueError(f"{source}: bad {key}.kwargs for {config.name!r}: {error}") from None
+    except (MemoryError, RuntimeError) as error:  # torch's allocator reports a failed allocation as RuntimeError
+        if not isinstance(error, MemoryError) and "allocate" not in str(error):
+            raise
+        raise ValueError(f"{source}: {key} {config.name!r} with {key}.kwargs {config.kwargs} does not fit in "
+                         f"memory ({str(error).strip().splitlines()[0][:160]})") from None
 
 
 def build_loaders(config: DataConfig, seed: int) -> Tuple[DataLoader, DataLoader]:

@@ -4,12 +4,18 @@ A checkpoint is a plain dict of tensors, numbers and strings written with
 :func:`torch.save` to a temporary file in the target folder, flushed to disk
 and moved over the target with :func:`os.replace`, so that the file under
 the final name is always a complete checkpoint: a crash or Ctrl-C while
-writing leaves the previous good checkpoint in place. Loading uses
+writing leaves the previous good checkpoint in place (a kill leaves at most a
+``.last.pt.*.tmp`` temporary, removed by :func:`remove_stale_temporaries`
+when the run starts or resumes). Loading uses
 ``torch.load(..., weights_only=True)``, which never executes code from the
-file.
+file. A trainer checkpoint stores a SHA-256 :func:`checksum` of its content,
+verified on load, so that a flipped bit in a tensor (which the zip reader does
+not detect) is a :class:`ValueError` instead of silently changed weights.
 """
 from __future__ import annotations
 
+import glob
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -34,7 +40,9 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
 
     The object is written to a temporary file next to ``path``, flushed with
     :func:`os.fsync` and renamed over ``path``; on any error the temporary
-    file is removed and ``path`` keeps its previous content.
+    file is removed and ``path`` keeps its previous content. A trainer
+    checkpoint (a dict tagged :data:`FORMAT`) is stored with its
+    :func:`checksum`, which :func:`load_checkpoint` verifies.
 
     Example:
         >>> import tempfile, os
@@ -43,12 +51,53 @@ def save_atomic(obj: Any, path: PathLike) -> Path:
         >>> torch.load(p, weights_only=True)["a"]
         tensor([1., 1.])
     """
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        obj = {**obj, "checksum": checksum(obj)}
     return save_torch(obj, path)
 
 
 def write_text_atomic(path: PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically, as :func:`save_atomic` does."""
     return write_text(path, text)
+
+
+def checksum(state: Any) -> str:
+    """SHA-256 of a checkpoint's content: every tensor's dtype, shape and bytes and every
+    other value's ``repr``, in key order (the ``"checksum"`` entry itself excluded).
+
+    Tuples and lists hash alike (both load back as either).
+
+    Example:
+        >>> a = checksum({"w": torch.ones(2), "step": 3})
+        >>> a == checksum({"w": torch.ones(2), "step": 3}), a == checksum({"w": torch.ones(2), "step": 4})
+        (True, False)
+    """
+    digest = hashlib.sha256()
+    _digest(state, digest)
+    return digest.hexdigest()
+
+
+def _digest(value: Any, digest: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    elif isinstance(value, Mapping):
+        digest.update(b"{")
+        for key in value:
+            if key != "checksum":
+                digest.update(repr(key).encode())
+                _digest(value[key], digest)
+        digest.update(b"}")
+    elif isinstance(value, (list, tuple)):
+        digest.update(b"[")
+        for item in value:
+            _digest(item, digest)
+        digest.update(b"]")
+    elif isinstance(value, torch.Generator):  # not expected in a checkpoint; hashed by its state
+        _digest(value.get_state(), digest)
+    else:
+        digest.update(repr(value).encode())
 
 
 def load_checkpoint(path: PathLike, map_location: Any = None) -> Dict[str, Any]:
@@ -66,7 +115,78 @@ def load_checkpoint(path: PathLike, map_location: Any = None) -> Dict[str, Any]:
             f"checkpoint {str(path)!r} has layout version {state.get('version')!r}; "
             f"this latentgraph reads version {VERSION}"
         )
+    verify_checksum(state, path)
     return state
+
+
+def verify_checksum(state: Mapping[str, Any], path: PathLike) -> None:
+    """Raise :class:`ValueError` unless ``state["checksum"]`` matches its content.
+
+    A checkpoint without a checksum (written before checksums existed) is accepted.
+    """
+    stored = state.get("checksum")
+    if stored is not None and stored != checksum(state):
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt: its content does not match the checksum "
+                         f"stored when it was written")
+
+
+def remove_stale_temporaries(folder: PathLike, names: Iterable[str]) -> list[Path]:
+    """Delete the temporaries ``.<name>.*.tmp`` that a killed atomic write of ``<name>``
+    left in ``folder`` (each one the size of a checkpoint); return the removed paths.
+
+    Only call this when no other process writes those files, i.e. when a run starts
+    or resumes.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> folder = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (folder / ".last.pt.k2j4.tmp").write_bytes(b"partial")
+        >>> [p.name for p in remove_stale_temporaries(folder, ["last.pt"])]
+        ['.last.pt.k2j4.tmp']
+    """
+    folder = Path(folder)
+    removed = []
+    if folder.is_dir():
+        for name in names:
+            for tmp in folder.glob(f".{glob.escape(name)}.*.tmp"):
+                if tmp.is_file():
+                    tmp.unlink(missing_ok=True)
+                    removed.append(tmp)
+    return removed
+
+
+def check_optimizer_fits(saved: Mapping[str, Any], optimizer: torch.optim.Optimizer, path: PathLike) -> None:
+    """Raise :class:`ValueError` when a saved optimizer state belongs to another kind of
+    optimizer (its param groups hold other settings, e.g. Adam's ``betas`` for SGD)."""
+    groups = saved.get("param_groups", [])
+    if len(groups) != len(optimizer.param_groups):
+        raise ValueError(f"checkpoint {str(path)!r} holds an optimizer with {len(groups)} parameter group(s); "
+                         f"this run's has {len(optimizer.param_groups)}")
+    for group, current in zip(groups, optimizer.param_groups):
+        have, want = set(group) - {"params"}, set(current) - {"params"}
+        if have != want:
+            raise ValueError(
+                f"checkpoint {str(path)!r} holds the state of another optimizer ({type(optimizer).__name__} "
+                f"settings {sorted(want - have)} missing, {sorted(have - want)} unknown); resume with the "
+                f"optimizer the run started with")
+
+
+def load_model_weights(model: nn.Module, path: PathLike) -> nn.Module:
+    """Load weights into ``model`` from a trainer checkpoint or a bare ``state_dict`` file.
+
+    A trainer checkpoint contributes its ``"model"`` entry. Missing or
+    unexpected keys raise :class:`ValueError` naming the file.
+    """
+    state = load_file(path, map_location="cpu")
+    if isinstance(state, dict) and state.get("format") == FORMAT:
+        state = state["model"]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"{str(path)!r} holds neither a trainer checkpoint nor a state_dict")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise ValueError(f"weights in {str(path)!r} do not fit {type(model).__name__}: {error}") from error
+    return model
 
 
 def _generators(loader: Any) -> Iterable[torch.Generator]:

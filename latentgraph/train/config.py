@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ import yaml
 DATASETS = ("digits", "mnist5k", "cifar10", "cifar100")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "multistep", "cosine")
+#: Seeds (``seed``, ``data.split_seed``) lie in ``0..SEED_LIMIT-1``.
+SEED_LIMIT = 2**63
 
 
 @dataclass
@@ -101,6 +104,7 @@ class TrainConfig:
     output: str = "runs/default"
     device: Optional[str] = None  # default: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU
     bn_recalibration: bool = False  # re-estimate BatchNorm statistics over the training data after the last epoch
+    distributed_timeout: float = 600.0  # seconds a rank waits for the others under torchrun before it stops
 
     def to_dict(self) -> Dict[str, Any]:
         """Plain-data form (what :func:`yaml.safe_dump` writes)."""
@@ -225,6 +229,11 @@ def _check_values(config: TrainConfig, source: str) -> None:
             fail(key, f"must be a positive integer, got {value}")
     if config.data.num_workers < 0:
         fail("data.num_workers", f"must be ≥ 0, got {config.data.num_workers}")
+    for key, value in (("seed", config.seed), ("data.split_seed", config.data.split_seed)):
+        if not 0 <= value < SEED_LIMIT:
+            fail(key, f"must be an integer in 0..2**63-1, got {value}")
+    if not 0 < config.distributed_timeout < math.inf:
+        fail("distributed_timeout", f"must be a positive number of seconds, got {config.distributed_timeout}")
     if config.epochs < 0:
         fail("epochs", f"must be ≥ 0, got {config.epochs}")
     choice("model.name", config.model.name, sorted(MODELS))
@@ -243,17 +252,22 @@ def _check_values(config: TrainConfig, source: str) -> None:
         import torch
 
         try:
-            torch.device(config.device)
+            kind = torch.device(config.device).type
         except RuntimeError:
             fail("device", f"must be a torch device such as cpu, cuda or cuda:1; got {config.device!r}")
+        if kind not in ("cpu", "cuda", "mps"):
+            fail("device", f"must be cpu, cuda[:N] or mps; {config.device!r} cannot train a model")
     choice("optim.name", config.optim.name, OPTIMIZERS)
     if not config.optim.lr > 0:
         fail("optim.lr", f"must be positive, got {config.optim.lr}")
     if config.optim.weight_decay < 0 or config.optim.momentum < 0:
         fail("optim", "momentum and weight_decay must be ≥ 0")
     choice("schedule.name", config.schedule.name, SCHEDULES)
+    milestones = config.schedule.milestones
     if config.schedule.name == "multistep":
-        if not config.schedule.milestones or sorted(config.schedule.milestones) != config.schedule.milestones:
-            fail("schedule.milestones", f"must be a non-empty increasing list of epochs, got {config.schedule.milestones}")
+        if not milestones or any(m < 1 for m in milestones) or any(a >= b for a, b in zip(milestones, milestones[1:])):
+            fail("schedule.milestones", f"must be a non-empty, strictly increasing list of epochs ≥ 1, got {milestones}")
+    elif milestones:
+        fail("schedule.milestones", f"are only used by schedule.name: multistep, not {config.schedule.name!r}")
     if not config.schedule.gamma > 0:
         fail("schedule.gamma", f"must be positive, got {config.schedule.gamma}")

@@ -15,6 +15,7 @@ the batch over all ranks in rank order.
 """
 from __future__ import annotations
 
+import datetime
 import os
 from typing import Iterable, List
 
@@ -22,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+
+from ..validation import check_number
 
 GATHER_MODES = ("none", "nograd", "grad")
 
@@ -46,21 +49,54 @@ def is_main_process() -> bool:
     return get_rank() == 0
 
 
-def init_from_env() -> bool:
+#: Seconds a rank waits for the others in a collective before it gives up (gloo's own default is 30 min).
+DEFAULT_TIMEOUT = 600.0
+
+
+def init_from_env(timeout: float = DEFAULT_TIMEOUT) -> bool:
     """Initialize the process group from ``torchrun``'s environment variables.
 
     Uses NCCL when CUDA is available (and binds the process to GPU
     ``LOCAL_RANK``), Gloo otherwise. Returns ``False`` without doing anything
     when ``WORLD_SIZE`` is unset or 1 or a group already exists.
+
+    Args:
+        timeout (float): seconds a collective (gradient average, barrier) waits
+            for a rank that stopped answering before it fails; a frozen rank
+            thus stops the job after ``timeout`` instead of hanging.
+            (default: :obj:`600`)
     """
+    timeout = check_number(timeout, "timeout", positive=True)
     if is_distributed() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl")
+        dist.init_process_group("nccl", timeout=datetime.timedelta(seconds=timeout))
     else:
-        dist.init_process_group("gloo")
+        dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout))
     return True
+
+
+def lost_rank_message(error: BaseException) -> str | None:
+    """One line for a collective that failed because another rank died or froze
+    (``None`` when ``error`` is not such a failure): names this rank and the ranks
+    it lost contact with (the others, as gloo reports only an address).
+
+    Example:
+        >>> lost_rank_message(ValueError("bad")) is None
+        True
+    """
+    text = str(error)
+    markers = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Timed out", "timed out",
+               "Socket Timeout", "NCCL communicator was aborted", "connection refused")
+    if not isinstance(error, RuntimeError) or not any(m in text for m in markers):
+        return None
+    rank, world = get_rank(), get_world_size()
+    others = [r for r in range(world) if r != rank] if is_distributed() else []
+    lost = (f"rank {others[0]}" if len(others) == 1 else f"one of ranks {', '.join(map(str, others))}") if others \
+        else "another rank"
+    how = "stopped answering within the distributed timeout" if "imed out" in text or "Timeout" in text else "stopped"
+    return f"rank {rank}: lost contact with {lost}, which {how}; this rank stops too"
 
 
 class _GatherWithGrad(torch.autograd.Function):

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import yaml
@@ -14,7 +15,8 @@ from torch.utils.data import TensorDataset
 
 from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
-from .config import MethodConfig, ModelConfig, TrainConfig
+from ..outputs import check_output_dir
+from .config import MethodConfig, ModelConfig, TrainConfig, parse_config
 from .distributed import barrier, get_world_size, is_main_process
 from ..device import model_device
 from .trainer import Trainer
@@ -55,8 +57,84 @@ def teacher_recipe(config: TrainConfig) -> TrainConfig:
     )
 
 
+#: Config keys a resumed run may change; any other difference from the run's ``config.yaml`` is refused.
+RESUMABLE = ("epochs", "device", "checkpoint_every", "distributed_timeout", "data.num_workers",
+             "data.eval_batch_size")
+#: Log of the changes applied on resume, inside the output folder.
+CHANGES_FILE = "resumes.log"
+
+
+def config_changes(before: TrainConfig, after: TrainConfig) -> List[Tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every config value that differs (``output`` excluded: a run may move).
+
+    Example:
+        >>> from latentgraph.train.config import DataConfig
+        >>> a = TrainConfig(DataConfig("digits"), ModelConfig("small_cnn"))
+        >>> config_changes(a, dataclasses.replace(a, seed=1, epochs=3))
+        [('seed', 0, 1), ('epochs', 10, 3)]
+    """
+    old, new = _flatten(before.to_dict()), _flatten(after.to_dict())
+    return [(key, old.get(key), new.get(key)) for key in dict.fromkeys([*old, *new])
+            if key != "output" and old.get(key) != new.get(key)]
+
+
+def _flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict) and key not in ("kwargs", "weights"):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _check_resumable(config: TrainConfig, output: Path) -> List[Tuple[str, Any, Any]]:
+    """The allowed changes of a resume, or a ValueError listing the refused ones."""
+    saved = output / "config.yaml"
+    if not saved.is_file():
+        log.warning("%s has no config.yaml: cannot check that the resumed run uses the same recipe", output)
+        return []
+    try:
+        before = parse_config(yaml.safe_load(saved.read_text()), source=str(saved))
+    except (ValueError, TypeError, yaml.YAMLError) as error:
+        raise ValueError(f"cannot resume: the run's own config {str(saved)!r} does not load ({error})") from None
+    changes = config_changes(before, config)
+    refused = [c for c in changes if c[0] not in RESUMABLE]
+    if refused:
+        shown = "; ".join(f"{key} {old!r} -> {new!r}" for key, old, new in refused)
+        raise ValueError(
+            f"cannot resume {str(output)!r} with a changed recipe ({shown}): the checkpoint continues the run "
+            f"described by {str(saved)!r}. Resume with that config, or start a new run with --overwrite or "
+            f"another --output (a resume may change only {', '.join(RESUMABLE)})")
+    return changes
+
+
+def _check_fresh(output: Path, overwrite: bool) -> bool:
+    """Refuse to start a new run over an existing one unless ``overwrite``; return whether one exists."""
+    existing = [name for name in (f"checkpoints/{ckpt.LAST}", MODEL_FILE) if (output / name).is_file()]
+    if existing and not overwrite:
+        raise ValueError(f"{str(output)!r} already holds a run ({', '.join(existing)}); continue it with --resume, "
+                         f"replace it with --overwrite, or choose another --output")
+    return bool(existing)
+
+
+def _check_device(config: TrainConfig, source: str) -> Optional[torch.device]:
+    """The configured device, refused (before any work) when this machine lacks it."""
+    if not config.device:
+        return None if get_world_size() > 1 else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(config.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{source}: device is {config.device!r} but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"{source}: device is {config.device!r} but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+        raise ValueError(f"{source}: device is 'mps' but this torch build or machine has no MPS (Apple GPU)")
+    return device
+
+
 def run_config(config: TrainConfig, resume: bool = False, source: str = "<config>",
-               progress: bool = True) -> Dict[str, Any]:
+               progress: bool = True, overwrite: bool = False) -> Dict[str, Any]:
     """Train what ``config`` describes; return ``{"history", "model", "output"}``.
 
     Writes into ``config.output``: ``config.yaml`` (the parsed config),
@@ -65,8 +143,19 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
     :func:`teacher_recipe` into ``<output>/teacher`` (reused when its
     ``model.pt`` exists; resumed with ``resume=True``).
 
+    The output folder is checked before any work. A new run into a folder
+    that holds one (``checkpoints/last.pt`` or ``model.pt``) is refused
+    unless ``overwrite``. A resumed run must use the recipe of the run's
+    ``config.yaml``: only the keys in :data:`RESUMABLE` may change (each
+    change is logged and appended to ``resumes.log``); any other difference
+    is a :class:`ValueError` listing it. Temporaries left by a killed write
+    are removed.
+
     Args:
         resume (bool): continue from ``<output>/checkpoints/last.pt``.
+        overwrite (bool): start a new run even where one exists, deleting its
+            checkpoint, weights and metrics first (a trained ``teacher/model.pt``
+            is still reused).
     """
     output = Path(config.output)
     last = output / "checkpoints" / ckpt.LAST
@@ -75,6 +164,13 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         if not (config.teacher is not None and config.teacher.checkpoint is None and teacher_last.is_file()):
             raise FileNotFoundError(f"cannot resume: no checkpoint {str(last)!r}; run without --resume to "
                                     f"start, or point --output at the interrupted run")
+    device = _check_device(config, source)
+    check_output_dir(output, "output folder")
+    changes = _check_resumable(config, output) if resume else []
+    replaced = not resume and _check_fresh(output, overwrite)
+    if is_main_process():
+        ckpt.remove_stale_temporaries(output / "checkpoints", [ckpt.LAST])
+        ckpt.remove_stale_temporaries(output, ["config.yaml", "metrics.csv", MODEL_FILE, CHANGES_FILE])
     teacher: Optional[nn.Module] = None
     if config.teacher is not None:
         teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
@@ -85,14 +181,10 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
                 log.info("no teacher checkpoint given: training the teacher first into %s", path.parent)
                 recipe = teacher_recipe(config)
                 run_config(recipe, resume=resume and (Path(recipe.output) / "checkpoints" / ckpt.LAST).is_file(),
-                           source=source, progress=progress)
+                           source=source, progress=progress, overwrite=overwrite)
         ckpt.load_model_weights(teacher, path)
         log.info("teacher %s loaded from %s", config.teacher.name, path)
 
-    device = torch.device(config.device) if config.device else (
-        None if get_world_size() > 1 else torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    if device is not None and device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{source}: device is {config.device!r} but CUDA is not available on this machine")
     train_loader, test_loader = build_loaders(config.data, config.seed)
     torch.manual_seed(config.seed)  # the model's initial weights
     model = build_model(config.model, source)
@@ -114,7 +206,16 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         bn_recalibration=config.bn_recalibration,
     )
     if is_main_process():
-        output.mkdir(parents=True, exist_ok=True)
+        if replaced:  # nothing of the old run may be mistaken for the new one's
+            log.warning("--overwrite: replacing the run in %s", output)
+            for name in (f"checkpoints/{ckpt.LAST}", MODEL_FILE, "metrics.csv", CHANGES_FILE):
+                (output / name).unlink(missing_ok=True)
+        if changes:
+            shown = ", ".join(f"{key} {old!r} -> {new!r}" for key, old, new in changes)
+            log.warning("resuming with changed %s", shown)
+            with open(output / CHANGES_FILE, "a") as record:
+                record.write(f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%dT%H:%M:%SZ} resumed with "
+                             f"{shown}\n")
         ckpt.write_text_atomic(output / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         log.info("training %s (%d parameters) with %r for %d epochs on %s, output %s", config.model.name,
                  sum(p.numel() for p in model.parameters()), config.method.name, config.epochs, trainer.device, output)
