@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from latentgraph.capture import capture
 from latentgraph.losses.baselines import KDLoss, RKDLoss
 from latentgraph.losses.ega import EGALoss
 from latentgraph.losses.gkd import GKDLoss
@@ -104,7 +105,9 @@ def test_trainer_runs_distillation_and_logs_agreement():
     assert history[0]["eval/agreement"] == teacher_agreement(student, teacher, loader)
     assert not teacher.training
     # EGA's heads are trained with the student and saved with the objective
-    assert {"criteria.ega.student_head.weight", "criteria.ega.teacher_head.weight"} <= set(objective.state_dict())
+    assert {"criteria.ega.student_head.weight", "criteria.ega.teacher_head.weight",
+            "criteria.ega.teacher_classifier.weight"} <= set(objective.state_dict())
+    assert "train/ega_teacher_ce" in history[0]
     # the student's block3 on 8×8 inputs: 16 channels × 2×2, flattened
     assert objective.criteria["ega"].student_head.weight.shape == (256, 16 * 2 * 2)
 
@@ -124,15 +127,58 @@ def test_gkd_term_decreases_when_minimized():
     assert values[-1] < 0.5 * values[0]
 
 
-def test_ega_heads_get_gradients():
+def test_ega_head_wiring_is_the_official_one():
+    """github.com/yccm/EGA helper/loops.py: the alignment trains the student and its head; the teacher head
+    gets only its own classifier's CE (the alignment's gradient on it is zeroed before optimizer_t.step())."""
     teacher, student = _nets()
     x, y = _batch()
-    objective = DistillationObjective(teacher, {"ega": {"proj_dim": 5, "student_dim": 16, "teacher_dim": 32}},
-                                      layers=["pool"])
-    objective(student, (x, y))["ega"].backward()
-    head = objective.criteria["ega"]
-    assert isinstance(head, EGALoss)
-    assert head.student_head.weight.grad.abs().sum() > 0 and head.teacher_head.weight.grad.abs().sum() > 0
+    objective = DistillationObjective(teacher, {"ega": {"proj_dim": 5}}, layers=["pool"], student=student,
+                                      example_input=x[:2])
+    ega = objective.criteria["ega"]
+    assert isinstance(ega, EGALoss) and ega.num_classes == 10 == ega.teacher_classifier.out_features  # teacher outputs
+    terms = objective(student, (x, y))
+    assert set(terms) == {"ce", "ega", "ega_teacher_ce"}
+    terms["ega"].backward(retain_graph=True)
+    assert ega.student_head.weight.grad.abs().sum() > 0
+    assert ega.teacher_head.weight.grad is None and ega.teacher_classifier.weight.grad is None
+    student.zero_grad()
+    terms["ega_teacher_ce"].backward()
+    assert all(p.grad is None or not p.grad.any() for p in student.parameters())
+    # the teacher-head term is the CE of classifier(head(teacher pool)), written out here
+    with torch.no_grad(), capture(teacher, ["pool"]) as acts:
+        teacher(x)
+    t = acts["pool"].flatten(1)
+    logits = t @ ega.teacher_head.weight.T + ega.teacher_head.bias
+    logits = logits @ ega.teacher_classifier.weight.T + ega.teacher_classifier.bias
+    assert terms["ega_teacher_ce"].item() == pytest.approx(F.cross_entropy(logits, y).item(), rel=1e-6)
+    assert ega.teacher_head.weight.grad.abs().sum() > 0
+
+
+def test_ega_one_backward_equals_the_official_two():
+    """Summing the terms and one backward gives the official two-backward gradients, head and student alike."""
+    teacher, student = _nets(2)
+    x, y = _batch(seed=2)
+    objective = DistillationObjective(teacher, {"ega": {"proj_dim": 4}}, layers=["pool"], student=student,
+                                      example_input=x[:2])
+    ega = objective.criteria["ega"]
+    sum(objective(student, (x, y)).values()).backward()
+    ours = [p.grad.clone() for p in list(student.parameters()) + list(ega.parameters())]
+    for p in list(student.parameters()) + list(ega.parameters()):
+        p.grad = None
+    # the official scheme: CE + EGA with the teacher projection *not* detached, then the teacher
+    # head's gradient is discarded and replaced by that of its own CE
+    with capture(student, ["pool"]) as s_acts:
+        logits = student(x)
+    with torch.no_grad(), capture(teacher, ["pool"]) as t_acts:
+        teacher(x)
+    fs, ft = ega.student_head(s_acts["pool"].flatten(1)), ega.teacher_head(t_acts["pool"].flatten(1))
+    loss = F.cross_entropy(logits, y) + EGALoss()(fs, ft)
+    loss.backward(retain_graph=True)
+    for p in list(ega.teacher_head.parameters()) + list(ega.teacher_classifier.parameters()):
+        p.grad = None
+    F.cross_entropy(ega.teacher_classifier(ft), y).backward()
+    official = [p.grad for p in list(student.parameters()) + list(ega.parameters())]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(ours, official))
 
 
 def test_teacher_agreement_counts_equal_decisions():
@@ -175,6 +221,8 @@ def test_embedding_methods_take_one_pair():
 def test_ega_heads_need_widths():
     with pytest.raises(ValueError, match="example_input"):
         DistillationObjective(_nets()[0], {"ega": {}}, layers=["pool"])
+    with pytest.raises(ValueError, match="num_classes"):  # widths alone leave the teacher head untrained
+        DistillationObjective(_nets()[0], {"ega": {"student_dim": 16, "teacher_dim": 32}}, layers=["pool"])
 
 
 def test_bad_loss_option_and_weight():
@@ -270,4 +318,5 @@ def test_distill_configs_build_their_objective(path):
     if edges is not None:
         assert objective.criteria[method].edges == edges
     terms = objective(model, (torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])))
-    assert set(terms) == {"ce", method} and all(torch.isfinite(v) for v in terms.values())
+    extra = {"ega_teacher_ce"} if method == "ega" else set()  # EGA's teacher head, trained by its own CE
+    assert set(terms) == {"ce", method} | extra and all(torch.isfinite(v) for v in terms.values())

@@ -205,9 +205,28 @@ def test_ega_gradcheck_inputs_and_heads():
     s = torch.randn(5, 3, dtype=DT, generator=g, requires_grad=True)
     t = torch.randn(5, 4, dtype=DT, generator=g, requires_grad=True)
     loss = EGALoss(proj_dim=3, student_dim=3, teacher_dim=4).double()
-    assert torch.autograd.gradcheck(loss, (s, t))
+    assert torch.autograd.gradcheck(lambda s: loss(s, t), (s,))
+    # with heads the teacher side is a constant of the alignment (official wiring)
+    loss(s, t).backward()
+    assert t.grad is None and loss.teacher_head.weight.grad is None and loss.student_head.weight.grad is not None
     s2 = torch.randn(5, 4, dtype=DT, generator=g, requires_grad=True)
     assert torch.autograd.gradcheck(EGALoss(), (s2, t))
+
+
+def test_ega_teacher_head_loss_is_its_classifier_cross_entropy():
+    g = torch.Generator().manual_seed(5)
+    loss = EGALoss(proj_dim=3, student_dim=2, teacher_dim=4, num_classes=3).double()
+    t, y = torch.randn(6, 4, dtype=DT, generator=g), torch.tensor([0, 1, 2, 2, 1, 0])
+    logits = (t @ loss.teacher_head.weight.T + loss.teacher_head.bias) @ loss.teacher_classifier.weight.T
+    logits = (logits + loss.teacher_classifier.bias).detach().numpy()
+    expected = np.mean([np.log(np.exp(row).sum()) - row[c] for row, c in zip(logits, y.tolist())])
+    assert loss.teacher_head_loss(t, y).item() == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="num_classes"):
+        EGALoss(proj_dim=3, student_dim=2, teacher_dim=4).teacher_head_loss(t, y)
+    with pytest.raises(ValueError, match="proj_dim"):
+        EGALoss(num_classes=3)
+    with pytest.raises(ValueError, match="teacher_dim=4"):
+        loss.teacher_head_loss(torch.randn(6, 5, dtype=DT), y)
 
 
 def test_ega_width_mismatch_without_heads():

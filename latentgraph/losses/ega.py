@@ -2,10 +2,11 @@ r"""Embedding Graph Alignment (Ma, Chen & Akata, BMVC 2022)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.graphs.similarity import similarity_matrix
-from latentgraph.validation import check_features, check_same_batch
+from latentgraph.validation import check_features, check_labels, check_same_batch
 
 
 def _check_dim(value: object, name: str) -> int | None:
@@ -30,10 +31,21 @@ class EGALoss(nn.Module):
         \mathcal{L}_{EGA} = w_{node} \lVert N - I \rVert_F
         + w_{edge} \lVert E_t - E_s \rVert_F
 
-    with plain (not squared) Frobenius norms, as in the reference code. The
-    correlations come from :func:`latentgraph.similarity_matrix` with
+    with plain (not squared) Frobenius norms, as in the reference code
+    (github.com/yccm/EGA, ``distiller_zoo/EGA.py``). The correlations come from :func:`latentgraph.similarity_matrix` with
     ``"pearson"`` on the stacked batch :math:`[X_t; X_s]`; a constant row has
     correlation 0 with everything.
+
+    **Head wiring, as in the official code** (``helper/loops.py``): with
+    projection heads, the alignment sees the teacher's projection as a
+    constant — the official script discards the alignment's gradient on the
+    teacher head (``optimizer_t.zero_grad()`` after ``loss.backward()``) and
+    trains that head only through its own linear classifier's cross-entropy,
+    which :meth:`teacher_head_loss` returns (give ``num_classes``). The
+    student head is trained by the alignment. The loss's defaults (node 1,
+    edge 0.3) are those of the ``EGA`` class; the official training script
+    ``train_student.py`` passes node 0.8, edge 0.24 (its defaults, used by
+    ``scripts/run_vit32.sh``) with :math:`\lambda_{EGA} = 1`.
 
     Args:
         node_weight (float): :math:`w_{node}`. (default: :obj:`1.0`)
@@ -47,14 +59,20 @@ class EGALoss(nn.Module):
             same width. (default: :obj:`None`)
         student_dim (int, optional): student width, required with ``proj_dim``.
         teacher_dim (int, optional): teacher width, required with ``proj_dim``.
+        num_classes (int, optional): with ``proj_dim``, adds the teacher
+            head's classifier ``nn.Linear(proj_dim, num_classes)`` that
+            :meth:`teacher_head_loss` trains; without it the teacher head
+            keeps its initialization. (default: :obj:`None`)
 
     Example:
         >>> x = torch.randn(6, 5)
         >>> same = EGALoss()(x, x)   # E_t = E_s: only the node term is left
         >>> abs(float(same - torch.linalg.norm(similarity_matrix(x, "pearson") - torch.eye(6)))) < 1e-5
         True
-        >>> EGALoss(proj_dim=8, student_dim=5, teacher_dim=12)(x, torch.randn(6, 12)).shape
-        torch.Size([])
+        >>> ega = EGALoss(proj_dim=8, student_dim=5, teacher_dim=12, num_classes=3)
+        >>> t = torch.randn(6, 12)
+        >>> ega(x, t).shape, ega.teacher_head_loss(t, torch.tensor([0, 1, 2, 0, 1, 2])).shape
+        (torch.Size([]), torch.Size([]))
     """
 
     def __init__(
@@ -64,6 +82,7 @@ class EGALoss(nn.Module):
         proj_dim: int | None = None,
         student_dim: int | None = None,
         teacher_dim: int | None = None,
+        num_classes: int | None = None,
     ) -> None:
         super().__init__()
         for name, value in (("node_weight", node_weight), ("edge_weight", edge_weight)):
@@ -81,6 +100,12 @@ class EGALoss(nn.Module):
                 raise ValueError("EGALoss with `proj_dim` needs `student_dim` and `teacher_dim` (the input widths)")
             self.student_head = nn.Linear(student_dim, self.proj_dim)
             self.teacher_head = nn.Linear(teacher_dim, self.proj_dim)
+        self.num_classes = _check_dim(num_classes, "num_classes")
+        self.teacher_classifier: nn.Module | None = None
+        if self.num_classes is not None:
+            if self.proj_dim is None:
+                raise ValueError("EGALoss `num_classes` trains the teacher head: it needs `proj_dim`")
+            self.teacher_classifier = nn.Linear(self.proj_dim, self.num_classes)
         self.student_dim, self.teacher_dim = student_dim, teacher_dim
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
@@ -98,7 +123,7 @@ class EGALoss(nn.Module):
             for name, x, dim in (("student", s, self.student_dim), ("teacher", t, self.teacher_dim)):
                 if x.shape[1] != dim:
                     raise ValueError(f"`{name}` has width {x.shape[1]} but the head expects {name}_dim={dim}")
-            s, t = self.student_head(s), self.teacher_head(t)
+            s, t = self.student_head(s), self.teacher_head(t).detach()  # the alignment never trains it
         num = s.shape[0]
         corr = similarity_matrix(torch.cat([t, s]), "pearson")
         edge_t, edge_s, node = corr[:num, :num], corr[num:, num:], corr[:num, num:]
@@ -107,8 +132,19 @@ class EGALoss(nn.Module):
             edge_t - edge_s
         )
 
+    def teacher_head_loss(self, teacher: Tensor, y: Tensor) -> Tensor:
+        """Cross-entropy of the teacher head's classifier on ``teacher`` (the
+        head's only training signal, as in the official code)."""
+        if self.teacher_classifier is None:
+            raise ValueError("EGALoss.teacher_head_loss needs `num_classes` (and `proj_dim`)")
+        t = check_features(teacher, "teacher")
+        if t.shape[1] != self.teacher_dim:
+            raise ValueError(f"`teacher` has width {t.shape[1]} but the head expects teacher_dim={self.teacher_dim}")
+        y = check_labels(y, t.shape[0], t.device)
+        return F.cross_entropy(self.teacher_classifier(self.teacher_head(t)), y)
+
     def extra_repr(self) -> str:
         return (
             f"node_weight={self.node_weight}, edge_weight={self.edge_weight}, proj_dim={self.proj_dim}, "
-            f"student_dim={self.student_dim}, teacher_dim={self.teacher_dim}"
+            f"student_dim={self.student_dim}, teacher_dim={self.teacher_dim}, num_classes={self.num_classes}"
         )

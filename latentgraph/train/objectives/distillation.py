@@ -115,7 +115,9 @@ class DistillationObjective(nn.Module):
     inside), ``"at"`` (:class:`~latentgraph.losses.AttentionTransferLoss`,
     1000), ``"sp"`` (3000), ``"pkt"`` (30000, one layer pair) and ``"ega"``
     (:class:`~latentgraph.losses.EGALoss`, 1, one layer pair, with linear
-    heads to ``proj_dim`` dimensions).
+    heads to ``proj_dim`` dimensions; as in the official code the teacher
+    head is trained only by its own classifier's cross-entropy, returned as
+    the extra term ``"ega_teacher_ce"`` with weight 1).
 
     Args:
         teacher (nn.Module): the trained teacher.
@@ -206,18 +208,20 @@ class DistillationObjective(nn.Module):
 
     def _ega_options(self, options, proj_dim, pair, student, example_input) -> dict:
         options.setdefault("proj_dim", proj_dim)
-        if options["proj_dim"] is None or ("student_dim" in options and "teacher_dim" in options):
+        if options["proj_dim"] is None or {"student_dim", "teacher_dim", "num_classes"} <= options.keys():
             return options
         if student is None or example_input is None:
             raise ValueError(
-                "EGA's projection heads need the layer widths: pass `student` and `example_input`, "
-                "or `student_dim` and `teacher_dim` in the EGA options"
+                "EGA's projection heads need the layer widths and the teacher head's classes: pass `student` "
+                "and `example_input`, or `student_dim`, `teacher_dim` and `num_classes` in the EGA options"
             )
         was_training = student.training
         student.eval()
         options.setdefault("student_dim", _features_width(student, pair[0], example_input))
         student.train(was_training)
         options.setdefault("teacher_dim", _features_width(self.teacher, pair[1], example_input))
+        with torch.no_grad():
+            options.setdefault("num_classes", self.teacher(example_input).shape[1])
         return options
 
     def train(self, mode: bool = True) -> "DistillationObjective":
@@ -268,6 +272,8 @@ class DistillationObjective(nn.Module):
                 else:
                     value = criterion(student_feats, teacher_feats)
             terms[name] = self.weights[name] * value
+            if name == "ega" and criterion.teacher_classifier is not None:  # official wiring, weight 1
+                terms["ega_teacher_ce"] = criterion.teacher_head_loss(teacher_feats[0].flatten(1), y_all)
         return terms
 
     def metrics(self, model: nn.Module, loader: Any) -> Dict[str, float]:
