@@ -379,3 +379,48 @@ def test_a_new_similarity_is_one_class():
         del SIMILARITY_CLASSES["dot-test"]
     with pytest.raises(ValueError, match="similarity"):
         knn_indices(x, 3, "dot-test")
+
+
+@pytest.mark.parametrize("similarity", ["rbf", "cosine"])
+def test_float16_graphs_are_computed_in_float32_and_returned_in_float16(similarity):
+    # randn * 10 at D = 512: squared norms and distances (~1e5) overflow float16 (65504)
+    x = torch.randn(100, 512, generator=torch.Generator().manual_seed(11)) * 10
+    if similarity == "cosine":
+        x = x.abs()
+    half = x.half()
+    reference = lg.latent_graph(half.float(), k=10, similarity=similarity)
+    g = lg.latent_graph(half, k=10, similarity=similarity)
+    assert g.edge_weight.dtype == torch.float16 and torch.isfinite(g.edge_weight).all()
+    assert torch.equal(g.edge_index, reference.edge_index)
+    assert torch.allclose(g.edge_weight.float(), reference.edge_weight, atol=1e-3)
+    dense = lg.dense_adjacency(half, k=10, similarity=similarity)  # no sigma passed, none blamed
+    assert dense.dtype == torch.float16
+    assert torch.allclose(dense.float(), lg.dense_adjacency(half.float(), k=10, similarity=similarity), atol=1e-3)
+    data = lg.LatentGraph(k=10, similarity=similarity)(Data(x=half))
+    assert torch.equal(data.edge_index, reference.edge_index) and torch.isfinite(data.edge_weight).all()
+    grad = half.clone().requires_grad_(True)
+    lg.latent_graph(grad, k=10, similarity=similarity).edge_weight.float().sum().backward()
+    assert torch.isfinite(grad.grad).all()
+
+
+@pytest.mark.parametrize("similarity,scale", [("cosine", 1e20), ("cosine", 1e-25), ("pearson", 1e20),
+                                              ("rbf", 1e19), ("rbf", 1e-25)])
+def test_very_large_or_small_values_give_the_same_graph(similarity, scale):
+    x = torch.randn(60, 16, generator=torch.Generator().manual_seed(12))
+    if similarity == "cosine":
+        x = x.abs()
+    sigma = 0.8 if similarity == "rbf" else None
+    assert torch.equal(knn_indices(x * scale, 5, similarity), knn_indices(x, 5, similarity))
+    for fixed in ({}, {"sigma": sigma * scale} if sigma else {}):
+        reference = lg.latent_graph(x, k=5, similarity=similarity, sigma=sigma if fixed else None)
+        g = lg.latent_graph(x * scale, k=5, similarity=similarity, **fixed)
+        assert torch.equal(g.edge_index, reference.edge_index)
+        assert torch.allclose(g.edge_weight, reference.edge_weight, atol=1e-5)
+        dense = lg.dense_adjacency(x * scale, k=5, similarity=similarity, **fixed)
+        assert torch.allclose(dense, lg.dense_adjacency(x, k=5, similarity=similarity, sigma=sigma if fixed else None),
+                              atol=1e-5)
+    big = (x * scale).requires_grad_(True)
+    weights = lg.latent_graph(big, k=5, similarity=similarity).edge_weight
+    assert torch.allclose(weights.detach(), lg.latent_graph(x, k=5, similarity=similarity).edge_weight, atol=1e-5)
+    weights.sum().backward()
+    assert torch.isfinite(big.grad).all()

@@ -16,7 +16,10 @@ Construction, shared by :func:`latent_graph` (sparse, a PyG
    of degree zero keeps all-zero rows (never NaN).
 
 Edge weights are differentiable with respect to the features whatever the
-kNN backend.
+kNN backend. Half-precision features are computed in float32 and very
+large or very small ones rescaled by a power of two
+(:func:`~latentgraph.graphs.similarity.working_features`), so neither
+overflows nor underflows; weights and matrices come back in ``x``'s dtype.
 """
 from __future__ import annotations
 
@@ -28,7 +31,7 @@ from torch_geometric.data import Data
 
 from ..validation import check_bandwidth, check_choice, check_features, check_flag, check_k, check_labels
 from .knn import KNN_BACKENDS, knn_indices, torch_knn_search
-from .similarity import Similarity, get_similarity, resolve_similarity
+from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
 EDGE_SETS = ("all", "inter_class", "intra_class")
 SYMMETRIZATIONS = ("union", "mutual")
@@ -127,13 +130,15 @@ def dense_adjacency(
     """
     _check_options(normalize, backend, sigma)
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
-    neighbours, mask = _dense_masks(xf, y, k, sim, edges, symmetrize, backend)
-    full = sim.matrix(xf, sigma, fit=neighbours).clamp_min(0.0)  # default σ fitted to the kNN pairs
-    adj = torch.where(mask, full, torch.zeros((), dtype=xf.dtype, device=xf.device))
+    xw, scale = working_features(xf)
+    neighbours, mask = _dense_masks(xw, y, k, sim, edges, symmetrize, backend)
+    # default σ fitted to the kNN pairs
+    full = sim.matrix(xw, None if sigma is None else sigma / scale, fit=neighbours).clamp_min(0.0)
+    adj = torch.where(mask, full, torch.zeros((), dtype=xw.dtype, device=xw.device))
     if normalize:
         dinv = _inv_sqrt(adj.sum(dim=1))
         adj = adj * (dinv[:, None] * dinv[None, :])
-    return adj
+    return adj.to(xf.dtype)
 
 
 def _dense_masks(xf: Tensor, y: Tensor | None, k: int | None, sim: Similarity, edges: str, symmetrize: str,
@@ -165,25 +170,27 @@ def adjacency_mask(
     """
     check_choice(backend, "backend", KNN_BACKENDS)
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
-    return _dense_masks(xf, y, k, sim, edges, symmetrize, backend)[1]
+    return _dense_masks(working_features(xf)[0], y, k, sim, edges, symmetrize, backend)[1]
 
 
 def _single_graph(x, y, k, similarity, normalize, edges, symmetrize, backend, sigma) -> Data:
     xf, y, k, sim = _prepare(x, y, k, similarity, edges, symmetrize)
     num = xf.shape[0]
+    xw, scale = working_features(xf)
     # without autograd, the exact search's own values serve as weights (no second pass)
     searched = not (torch.is_grad_enabled() and xf.requires_grad)
-    row, col, raw = _neighbour_pairs(xf, k, sim, symmetrize, backend, with_values=searched)
+    row, col, raw = _neighbour_pairs(xw, k, sim, symmetrize, backend, with_values=searched)
     if raw is None:
-        raw = sim.pair_values(xf, row, col)
-    weight = sim.weights(raw, sigma).clamp_min(0.0)  # default parameters fitted to all kNN pairs
+        raw = sim.pair_values(xw, row, col)
+    # default parameters fitted to all kNN pairs
+    weight = sim.weights(raw, None if sigma is None else sigma / scale).clamp_min(0.0)
     keep = _class_keep(y[row], y[col], edges) if y is not None else None
     if keep is not None:
         row, col, weight = row[keep], col[keep], weight[keep]
     if normalize:
         dinv = _inv_sqrt(torch.zeros(num, dtype=weight.dtype, device=weight.device).index_add(0, row, weight))
         weight = weight * (dinv[row] * dinv[col])
-    return Data(x=xf, edge_index=torch.stack([row, col]), edge_weight=weight, y=y, num_nodes=num)
+    return Data(x=xf, edge_index=torch.stack([row, col]), edge_weight=weight.to(xf.dtype), y=y, num_nodes=num)
 
 
 def latent_graph(

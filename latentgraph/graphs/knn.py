@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_choice, check_features, check_k
-from .similarity import Similarity, get_similarity, resolve_similarity
+from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
 _BLOCK = 2**25
 
@@ -50,16 +50,18 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     :math:`\epsilon (\lVert x_i - \bar{x}\rVert^2 + \lVert x_j - \bar{x}\rVert^2)`,
     so a duplicate pair may get a tiny positive value instead of 0.
 
-    Half-precision inputs are searched in float32; values have ``x``'s dtype.
+    Half-precision inputs are searched in float32, and very large or small
+    ones rescaled (:func:`~latentgraph.graphs.similarity.working_features`);
+    values have ``x``'s dtype.
 
     Example:
         >>> idx, values = torch_knn_search(torch.tensor([[0.0], [1.0], [3.0]]) + 1000, 1, "rbf")
         >>> idx.flatten().tolist(), values.flatten().tolist()
         ([1, 0, 1], [1.0, 1.0, 4.0])
     """
-    # float16 / bfloat16 are searched in float32: too coarse to rank, and slow on CPU
     sim = get_similarity(similarity) if isinstance(similarity, str) else similarity
-    e = sim.embedding(x.float() if x.element_size() < 4 else x)
+    xw, scale = working_features(x)
+    e = sim.embedding(xw)
     num = e.shape[0]
     step = max(1, _BLOCK // num)
     found, values = [], []
@@ -81,7 +83,7 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
             vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
         found.append(idx)
         values.append(vals)
-    return torch.cat(found), torch.cat(values).to(x.dtype)
+    return torch.cat(found), sim.rescale_values(torch.cat(values), scale).to(x.dtype)
 
 
 def _torch_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
@@ -92,7 +94,7 @@ def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     import faiss
     import numpy as np
 
-    e = sim.embedding(x.detach().to("cpu", torch.float32)).contiguous().numpy()
+    e = sim.embedding(working_features(x.detach().to("cpu", torch.float32))[0]).contiguous().numpy()
     index = faiss.IndexFlatL2(e.shape[1])
     index.add(e)
     _, found = index.search(e, k + 1)
@@ -111,14 +113,14 @@ def _edges_to_rows(edge_index: Tensor, num: int, k: int) -> Tensor:
 def _torch_cluster_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     from torch_cluster import knn_graph
 
-    e = sim.embedding(x).detach()
+    e = sim.embedding(working_features(x)[0]).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
 
 
 def _pyg_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
     from torch_geometric.nn import knn_graph
 
-    e = sim.embedding(x).detach()
+    e = sim.embedding(working_features(x)[0]).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
 
 

@@ -32,6 +32,7 @@ Registered similarities:
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
@@ -113,6 +114,10 @@ class Similarity:
 
     def weights(self, values: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         """Similarities from pair values; default parameters are fitted to ``values``."""
+        return values
+
+    def rescale_values(self, values: Tensor, scale: float) -> Tensor:
+        """The values of ``x`` from those of ``x / scale``."""
         return values
 
     def __call__(self, x: Tensor, row: Tensor, col: Tensor, sigma: float | Tensor | None = None) -> Tensor:
@@ -223,8 +228,42 @@ class RBF(Similarity, name="rbf", larger_is_closer=False):
     def pair_values(self, x: Tensor, row: Tensor, col: Tensor) -> Tensor:
         return pair_squared_distances(x, row, col)
 
+    def rescale_values(self, values: Tensor, scale: float) -> Tensor:
+        return values * scale**2 if scale != 1.0 else values
+
     def weights(self, values: Tensor, sigma: float | Tensor | None = None) -> Tensor:
         return rbf_kernel(values, rbf_bandwidth(values) if sigma is None else sigma)
+
+
+#: features whose largest magnitude lies outside [2⁻³², 2³²] are rescaled for the computation
+_SAFE_RANGE = (2.0**-32, 2.0**32)
+
+
+def working_features(x: Tensor) -> tuple[Tensor, float]:
+    r"""``(x / scale, scale)``: the features in the precision and range the similarities
+    are computed in.
+
+    Half-precision inputs (float16, bfloat16) are promoted to float32, which
+    holds their squared distances and Gram sums (float16 overflows at 65504).
+    A batch whose largest magnitude lies outside :math:`[2^{-32}, 2^{32}]` is
+    divided by the largest power of two not above it (``scale``; 1 otherwise), so that
+    squared norms and distances neither overflow nor underflow: cosine and
+    Pearson similarities do not change, and an RBF bandwidth ``sigma`` becomes
+    ``sigma / scale``. Dividing by a power of two is exact, so nothing is
+    rounded differently. Differentiable.
+
+    Example:
+        >>> xw, scale = working_features(torch.tensor([[1e20, -3e19]]))
+        >>> scale, xw
+        (7.378697629483821e+19, tensor([[ 1.3553, -0.4066]]))
+    """
+    if x.element_size() < 4:
+        x = x.float()
+    peak = float(x.detach().abs().amax())
+    if peak == 0.0 or _SAFE_RANGE[0] <= peak <= _SAFE_RANGE[1]:
+        return x, 1.0
+    scale = math.ldexp(1.0, math.frexp(peak)[1] - 1)  # the power of two in (peak / 2, peak]
+    return x / scale, scale
 
 
 def _centred(x: Tensor) -> Tensor:
