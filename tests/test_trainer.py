@@ -430,7 +430,7 @@ def test_recalibrate_bn_in_fit_and_bad_flag():
 
 
 def test_recalibrate_batchnorm_averages_batch_statistics_and_restores_the_layers():
-    from latentgraph.train.trainer import recalibrate_batchnorm
+    from latentgraph.train.batchnorm import recalibrate_batchnorm
 
     model = bn_model().eval()
     model[1].momentum = 0.3

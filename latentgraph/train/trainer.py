@@ -1,34 +1,34 @@
 """The training loop: objective terms, checkpoints, exact resume, data parallelism."""
 from __future__ import annotations
 
-import contextlib
-import csv
-import io
 import logging
 import math
 import os
-import signal
-import threading
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..device import model_device, to_device
+from ..eval.accuracy import evaluate
 from ..seed import seed_everything
 from . import checkpoint as ckpt
+from .batchnorm import recalibrate_batchnorm
 from .distributed import (
     all_reduce_mean, average_gradients, barrier, broadcast_module, get_world_size, is_main_process, shard_loader,
 )
-from ..device import model_device, to_device
-from ..eval.accuracy import evaluate
+from .interrupt import interrupt_after_step
+from .metrics_log import MetricsLog
 from .objectives.classification import ClassificationObjective
+from .objectives.interface import MeasuredObjective, Objective, SteppedObjective
+from .optimizer import assemble_optimizer, trainable_parameters
 
 log = logging.getLogger("latentgraph.train")
 
-Objective = Callable[[nn.Module, Any], Mapping[str, Tensor]]
 Metric = Callable[[nn.Module, Any], float]
 
 
@@ -51,8 +51,10 @@ class Trainer:
     state (e.g. a frozen teacher) is checkpointed, it is moved to the device,
     and :meth:`~torch.nn.Module.train` / :meth:`~torch.nn.Module.eval` are
     called on it with the model's — an objective keeps a teacher in eval mode
-    by overriding ``train``. An objective may define
-    ``metrics(model, loader) -> dict[str, float]``, evaluated with the
+    by overriding ``train``. The objective's interface and its optional hooks
+    are the protocols of :mod:`latentgraph.train.objectives.interface`:
+    ``after_step(model)`` runs after every optimizer step, and
+    ``metrics(model, loader) -> dict[str, float]`` is evaluated with the
     trainer's ``metrics`` after each epoch (model and objective in eval mode,
     under :func:`torch.no_grad`) and logged as ``eval/<name>``.
 
@@ -73,7 +75,7 @@ class Trainer:
 
     Args:
         model (nn.Module): the network to train.
-        objective (callable): ``objective(model, batch) -> dict[str, Tensor]``
+        objective (Objective): ``objective(model, batch) -> dict[str, Tensor]``
             of scalar terms.
         optimizer (Optimizer or callable): an optimizer, or a function
             ``params -> Optimizer`` called with the model's and the objective's
@@ -124,21 +126,21 @@ class Trainer:
         self,
         model: nn.Module,
         objective: Objective,
-        optimizer: Union[torch.optim.Optimizer, Callable[[List[nn.Parameter]], torch.optim.Optimizer]],
+        optimizer: torch.optim.Optimizer | Callable[[list[nn.Parameter]], torch.optim.Optimizer],
         scheduler: Any = None,
-        weights: Optional[Mapping[str, float]] = None,
-        device: Optional[Union[str, torch.device]] = None,
-        checkpoint_dir: Optional[Union[str, os.PathLike]] = None,
-        checkpoint_every: Optional[int] = None,
-        log_dir: Optional[Union[str, os.PathLike]] = None,
+        weights: Mapping[str, float] | None = None,
+        device: str | torch.device | None = None,
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int | None = None,
+        log_dir: str | os.PathLike | None = None,
         seed: int = 0,
         progress: bool = True,
-        metrics: Optional[Mapping[str, Metric]] = None,
+        metrics: Mapping[str, Metric] | None = None,
         bn_recalibration: bool = False,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
-        if not callable(objective):
+        if not isinstance(objective, Objective):
             raise TypeError(f"`objective` must be callable as objective(model, batch), got {type(objective).__name__}")
         self.weights = _check_weights(weights)
         if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
@@ -157,34 +159,34 @@ class Trainer:
         self.device = _resolve_device(device, model)
         self.model = model.to(self.device)
         self.objective = objective.to(self.device) if isinstance(objective, nn.Module) else objective
-        self.parameters = _unique_trainable(list(self.model.parameters()) + (
+        self.parameters = trainable_parameters(list(self.model.parameters()) + (
             list(objective.parameters()) if isinstance(objective, nn.Module) else []))
-        self.optimizer = _build_optimizer(optimizer, self.parameters, scheduler)
+        self.optimizer = assemble_optimizer(optimizer, self.parameters, scheduler)
         self.scheduler = scheduler(self.optimizer) if callable(scheduler) and not hasattr(scheduler, "state_dict") \
             else scheduler
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._log = MetricsLog(self.log_dir) if self.log_dir is not None else None
         self.seed = seed
         self.progress = progress
 
         self.step = 0  # optimizer steps done
         self.epoch = 0  # epochs completed
         self.batch = 0  # batches done in the current epoch
-        self.history: List[Dict[str, Any]] = []
-        self._sums: Dict[str, float] = {}
+        self.history: list[dict[str, Any]] = []
+        self._sums: dict[str, float] = {}
         self._count = 0
-        self._rng_epoch: Optional[Dict[str, Any]] = None  # generators at the start of the current epoch
-        self._rng_now: Optional[Dict[str, Any]] = None  # generators after the last completed step
+        self._rng_epoch: dict[str, Any] | None = None  # generators at the start of the current epoch
+        self._rng_now: dict[str, Any] | None = None  # generators after the last completed step
         self._consistent = True  # False while a step is half done
-        self._batches_per_epoch: Optional[int] = None
-        self._loader: Optional[DataLoader] = None  # the (sharded) training loader of the current fit
-        self._tensorboard: Any = None
+        self._batches_per_epoch: int | None = None
+        self._loader: DataLoader | None = None  # the (sharded) training loader of the current fit
         self._epoch_start = time.perf_counter()
 
     # ------------------------------------------------------------------ fit
     def fit(self, train_loader: DataLoader, epochs: int, eval_loader: Any = None,
-            resume: Union[None, bool, str, os.PathLike] = None) -> List[Dict[str, Any]]:
+            resume: bool | str | os.PathLike | None = None) -> list[dict[str, Any]]:
         """Train until ``epochs`` epochs are completed; return :attr:`history`.
 
         Args:
@@ -247,7 +249,7 @@ class Trainer:
         bar = self._progress_bar(loader, epochs)
         try:
             for batch in iterator:
-                with _interrupt_after_step():
+                with interrupt_after_step():
                     self._consistent = False
                     self._train_step(batch)
                     self.batch += 1
@@ -262,7 +264,7 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
-        with _interrupt_after_step():
+        with interrupt_after_step():
             self._consistent = False
             if self.scheduler is not None:
                 self.scheduler.step()
@@ -293,10 +295,9 @@ class Trainer:
         loss.backward()
         average_gradients(self.parameters)
         self.optimizer.step()
-        after_step = getattr(self.objective, "after_step", None)
-        if after_step is not None:  # e.g. a projection of the weights (Parseval's retraction)
+        if isinstance(self.objective, SteppedObjective):  # e.g. Parseval's retraction of the weights
             with torch.no_grad():
-                after_step(self.model)
+                self.objective.after_step(self.model)
         self.step += 1
         for name, value in zip(["loss", *terms], values):
             self._sums[name] = self._sums.get(name, 0.0) + value
@@ -306,7 +307,7 @@ class Trainer:
         names = sorted(self._sums)
         means = all_reduce_mean(torch.tensor([self._sums[n] / max(self._count, 1) for n in names],
                                              dtype=torch.float64, device=self.device)).tolist()
-        record: Dict[str, Any] = {"epoch": self.epoch, "step": self.step,
+        record: dict[str, Any] = {"epoch": self.epoch, "step": self.step,
                                   "lr": float(self.optimizer.param_groups[0]["lr"])}
         record.update({f"train/{n}": v for n, v in zip(names, means)})
         if eval_loader is not None and is_main_process():
@@ -314,12 +315,12 @@ class Trainer:
         record["seconds"] = round(time.perf_counter() - self._epoch_start, 3)
         self.history.append(record)
         self._sums, self._count = {}, 0
-        if is_main_process():
-            self._write_logs(record)
+        if is_main_process() and self._log is not None:
+            self._log.write(self.history, record)
             log.info("epoch %d: %s", self.epoch, ", ".join(
                 f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items() if k != "epoch"))
 
-    def _evaluate(self, loader: Any) -> Dict[str, float]:
+    def _evaluate(self, loader: Any) -> dict[str, float]:
         """Metrics on ``loader``; the random generators are left untouched so that
         evaluating never changes training."""
         saved = ckpt.rng_state()
@@ -327,9 +328,8 @@ class Trainer:
         try:
             with torch.no_grad():
                 out = {f"eval/{name}": float(fn(self.model, loader)) for name, fn in self.metrics.items()}
-                objective_metrics = getattr(self.objective, "metrics", None)
-                if callable(objective_metrics):
-                    out.update({f"eval/{k}": float(v) for k, v in objective_metrics(self.model, loader).items()})
+                if isinstance(self.objective, MeasuredObjective):
+                    out.update({f"eval/{k}": float(v) for k, v in self.objective.metrics(self.model, loader).items()})
         finally:
             self._set_train(True)
             ckpt.set_rng_state(saved)
@@ -363,33 +363,8 @@ class Trainer:
         return tqdm(total=len(loader), initial=self.batch, desc=f"epoch {self.epoch + 1}/{epochs}",
                     leave=False, dynamic_ncols=True)
 
-    def _write_logs(self, record: Dict[str, Any]) -> None:
-        if self.log_dir is None:
-            return
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        columns: List[str] = []
-        for row in self.history:
-            columns += [k for k in row if k not in columns]
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(self.history)
-        ckpt.write_text_atomic(self.log_dir / "metrics.csv", text.getvalue())
-        if self._tensorboard is None:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:  # tensorboard is optional
-                self._tensorboard = False
-            else:
-                self._tensorboard = SummaryWriter(str(self.log_dir))
-        if self._tensorboard:
-            for key, value in record.items():
-                if key not in ("epoch", "step"):
-                    self._tensorboard.add_scalar(key, value, record["epoch"])
-            self._tensorboard.flush()
-
     # ---------------------------------------------------------- checkpoints
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """Everything a resumed run needs, as a weights-only-loadable dict."""
         return {
             "format": ckpt.FORMAT, "version": ckpt.VERSION,
@@ -404,7 +379,7 @@ class Trainer:
             "seed": self.seed,
         }
 
-    def save_checkpoint(self, path: Optional[Union[str, os.PathLike]] = None) -> Optional[Path]:
+    def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path | None:
         """Write :meth:`state_dict` atomically to ``path`` (default
         ``checkpoint_dir/last.pt``) on rank 0; return the path."""
         if path is None:
@@ -415,7 +390,7 @@ class Trainer:
             return Path(path)
         return ckpt.save_atomic(self.state_dict(), path)
 
-    def load_checkpoint(self, path: Union[str, os.PathLike], loader: Optional[DataLoader] = None) -> None:
+    def load_checkpoint(self, path: str | os.PathLike, loader: DataLoader | None = None) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint`."""
         state = ckpt.load_checkpoint(path, map_location="cpu")
         if state["batch"] and loader is not None and state["batches_per_epoch"] != len(loader):
@@ -447,7 +422,7 @@ class Trainer:
 
 
 def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float = 1e-3,
-        device: Optional[Union[str, torch.device]] = None, seed: int = 0, progress: bool = True,
+        device: str | torch.device | None = None, seed: int = 0, progress: bool = True,
         recalibrate_bn: bool = False) -> nn.Module:
     r"""Train a classifier with cross-entropy and Adam; return the model.
 
@@ -473,84 +448,6 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
     return model
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(model: nn.Module, loader: Any, device: Optional[Union[str, torch.device]] = None
-                          ) -> List[nn.Module]:
-    r"""Re-estimate the running statistics of ``model``'s BatchNorm layers over ``loader``.
-
-    As :func:`torch.optim.swa_utils.update_bn`: each BatchNorm layer that
-    tracks running statistics is reset and switched to a cumulative average
-    (``momentum=None``), the model runs in train mode without gradients on
-    every batch's input (``batch[0]`` of a tuple/list batch), and momentum
-    and train/eval mode are restored. The result is the mean over batches
-    of the batch mean and of the unbiased batch variance. Other layers run
-    in train mode too (dropout is active but changes no state).
-
-    Args:
-        model (nn.Module): the network.
-        loader (iterable): yields ``(x, ...)`` batches or inputs.
-        device (torch.device, optional): where to run; defaults to the
-            model's device.
-
-    Returns:
-        list[nn.Module]: the recalibrated layers (empty: nothing to do).
-
-    Example:
-        >>> model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
-        >>> x = torch.randn(8, 2)
-        >>> len(recalibrate_batchnorm(model, [(x[:4],), (x[4:],)]))
-        1
-        >>> torch.allclose(model[1].running_mean, model[0](x).mean(0))
-        True
-    """
-    norms = [m for m in model.modules()
-             if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
-    if not norms:
-        return []
-    device = model_device(model) if device is None else torch.device(device)
-    momenta = [m.momentum for m in norms]
-    was_training = model.training
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    try:
-        seen = 0
-        for batch in loader:
-            model(to_device(batch[0] if isinstance(batch, (list, tuple)) else batch, device))
-            seen += 1
-        if seen == 0:
-            raise ValueError("`loader` yielded no batches to re-estimate the BatchNorm statistics on")
-    finally:
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        model.train(was_training)
-    return norms
-
-
-@contextlib.contextmanager
-def _interrupt_after_step() -> Iterator[None]:
-    """Hold a Ctrl-C (SIGINT) until the block ends, then raise KeyboardInterrupt;
-    a second Ctrl-C raises at once. Only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: List[int] = []
-
-    def handler(signum, frame):
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-    if received:
-        raise KeyboardInterrupt
-
-
 def _resolve_device(device: Any, model: nn.Module) -> torch.device:
     if device is not None:
         return torch.device(device)
@@ -559,38 +456,7 @@ def _resolve_device(device: Any, model: nn.Module) -> torch.device:
     return model_device(model)
 
 
-def _unique_trainable(params: List[nn.Parameter]) -> List[nn.Parameter]:
-    seen, out = set(), []
-    for p in params:
-        if p.requires_grad and id(p) not in seen:
-            seen.add(id(p))
-            out.append(p)
-    return out
-
-
-def _build_optimizer(optimizer: Any, params: List[nn.Parameter], scheduler: Any) -> torch.optim.Optimizer:
-    if isinstance(optimizer, torch.optim.Optimizer):
-        held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-        missing = [p for p in params if id(p) not in held]
-        if missing:
-            if scheduler is not None and hasattr(scheduler, "state_dict"):
-                raise ValueError(
-                    f"the optimizer lacks {len(missing)} trainable parameter(s) of the model or objective and a "
-                    f"scheduler was already built on it; build the optimizer over both, or pass factories "
-                    f"(optimizer=lambda params: ..., scheduler=lambda opt: ...)"
-                )
-            optimizer.add_param_group({"params": missing})
-        return optimizer
-    if callable(optimizer):
-        built = optimizer(params)
-        if not isinstance(built, torch.optim.Optimizer):
-            raise TypeError(f"the optimizer factory returned {type(built).__name__}, not a torch.optim.Optimizer")
-        return built
-    raise TypeError(f"`optimizer` must be a torch.optim.Optimizer or a function params -> Optimizer, "
-                    f"got {type(optimizer).__name__}")
-
-
-def _check_weights(weights: Optional[Mapping[str, float]]) -> Dict[str, float]:
+def _check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
     if weights is None:
         return {}
     if not isinstance(weights, Mapping):
