@@ -23,7 +23,27 @@ def check_tensor(x: object, name: str) -> Tensor:
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"`{name}` must be a torch.Tensor, got {type(x).__name__}")
+    if x.is_meta:
+        raise ValueError(f"`{name}` is on the meta device: it has a shape but no values to compute with")
     return x
+
+
+def check_int(value: object, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An int (not a bool) in ``minimum..maximum`` (either bound optional) — sizes, counts, steps.
+
+    Example:
+        >>> check_int(0, "batch_size", minimum=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: `batch_size` must be an int ≥ 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"`{name}` must be an int, got {type(value).__name__} {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        wanted = (f"in {minimum}..{maximum}" if minimum is not None and maximum is not None
+                  else f"≥ {minimum}" if minimum is not None else f"≤ {maximum}")
+        raise ValueError(f"`{name}` must be an int {wanted}, got {value}")
+    return value
 
 
 def check_features(x: object, name: str = "x") -> Tensor:
@@ -55,9 +75,10 @@ def check_features(x: object, name: str = "x") -> Tensor:
     return x
 
 
-def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y") -> Tensor:
-    """Validate class labels: an integer tensor of shape ``[num_nodes]``, non-negative,
-    on ``device``; returned as int64.
+def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y",
+                 num_classes: int | None = None) -> Tensor:
+    """Validate class labels: an integer tensor of shape ``[num_nodes]``, non-negative
+    (below ``num_classes`` when given), on ``device``; returned as int64.
 
     Example:
         >>> check_labels(torch.tensor([0, 2], dtype=torch.int32), 2, torch.device("cpu")).dtype
@@ -73,7 +94,11 @@ def check_labels(y: object, num_nodes: int, device: torch.device, name: str = "y
     if y.device != device:
         raise ValueError(f"`{name}` is on {y.device} but the features are on {device}")
     if num_nodes and int(y.min()) < 0:
-        raise ValueError(f"`{name}` must hold non-negative class indices")
+        ignored = " (-100 is cross-entropy's ignore_index: drop those samples first)" if bool((y == -100).any()) else ""
+        raise ValueError(f"`{name}` must hold non-negative class indices, got {int(y.min())}{ignored}")
+    if num_classes is not None and num_nodes and int(y.max()) >= num_classes:
+        raise ValueError(f"`{name}` must hold class indices in 0..{num_classes - 1} (the model gives "
+                         f"{num_classes} logits), got {int(y.max())}")
     return y.long()
 
 

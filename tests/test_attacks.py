@@ -153,3 +153,43 @@ def test_accuracy_under_attack_and_curve(tmp_path):
     assert path.stat().st_size > 0
     with pytest.raises(ValueError, match="attack"):
         accuracy_under_attack(model, x, y, "deepfool", eps=0.1)
+
+
+@pytest.mark.parametrize("batch_size, error, phrase", [
+    (-1, ValueError, r"`batch_size` must be an int ≥ 1, got -1"),
+    (0, ValueError, r"`batch_size` must be an int ≥ 1, got 0"),
+    (2.5, TypeError, r"`batch_size` must be an int, got float"),
+    (True, TypeError, r"`batch_size` must be an int, got bool"),
+])
+def test_accuracy_under_attack_checks_the_batch_size(batch_size, error, phrase):
+    x, y = _batch()
+    with pytest.raises(error, match=phrase):
+        accuracy_under_attack(_model(), x, y, "fgsm", batch_size=batch_size, eps=0.1)
+
+
+@pytest.mark.parametrize("label, phrase", [
+    (-100, r"non-negative class indices, got -100 \(-100 is cross-entropy's ignore_index"),
+    (-1, "non-negative class indices, got -1$"),
+    (3, r"class indices in 0\.\.2 \(the model gives 3 logits\), got 3"),
+])
+@pytest.mark.parametrize("attack", ["fgsm", "pgd"])
+def test_labels_the_attack_cannot_use_are_refused(label, phrase, attack):
+    x, y = _batch()
+    y[1] = label
+    kwargs = {"eps": 0.1} if attack == "fgsm" else {"eps": 0.1, "step_size": 0.05, "steps": 2, "seed": 0}
+    with pytest.raises(ValueError, match=phrase):
+        accuracy_under_attack(_model(), x, y, attack, **kwargs)
+    with pytest.raises(ValueError, match=phrase):
+        (fgsm if attack == "fgsm" else pgd)(_model(), x, y, **kwargs)
+
+
+def test_relative_step_size_without_steps_says_what_is_missing():
+    x, y = _batch()
+    with pytest.raises(ValueError, match=r"step_size='relative' .* pass `steps` too"):
+        accuracy_curve(_model(), x, y, [0.1], "pgd", step_size="relative")
+
+
+def test_random_start_must_be_a_bool():
+    x, y = _batch()
+    with pytest.raises(TypeError, match="`random_start` must be True or False, got str 'no'"):
+        pgd(_model(), x, y, eps=0.1, step_size=0.05, steps=1, random_start="no")

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgraph.device import model_device, to_device
+from latentgraph.validation import check_int
 
 
 @contextmanager
@@ -45,6 +46,7 @@ def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
         >>> list(batch_slices(5, 2))
         [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
     """
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
 

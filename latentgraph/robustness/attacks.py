@@ -12,7 +12,6 @@ an isometry term can be attacked as its authors did.
 """
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.eval.accuracy import batch_slices, eval_mode, predict
-from latentgraph.validation import check_choice, check_tensor
+from latentgraph.validation import check_choice, check_flag, check_int, check_labels, check_number, check_tensor
 
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
 
@@ -33,7 +32,9 @@ def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         >>> cross_entropy_loss(model, torch.zeros(1, 2), torch.tensor([0])).shape
         torch.Size([])
     """
-    return F.cross_entropy(model(x), y)
+    logits = model(x)
+    _check_targets(y, x, logits.shape[1] if logits.dim() == 2 else None)
+    return F.cross_entropy(logits, y)
 
 
 def _check_images(x: object, name: str = "x") -> Tensor:
@@ -52,23 +53,17 @@ def _check_images(x: object, name: str = "x") -> Tensor:
     return x
 
 
-def _check_nonnegative(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"`{name}` must be a number, got {type(value).__name__}")
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"`{name}` must be a finite number ≥ 0, got {value}")
-    return float(value)
+def _check_targets(y: object, x: Tensor, num_classes: int | None = None) -> Tensor:
+    """Labels of ``x``: class indices ≥ 0 (below ``num_classes`` when known); a label
+    of -100, cross-entropy's ignore index, would leave its input unperturbed."""
+    return check_labels(y, x.shape[0], x.device, "y", num_classes)
 
 
-def _check_targets(y: object, x: Tensor) -> Tensor:
-    y = check_tensor(y, "y")
-    if y.dtype == torch.bool or y.is_floating_point() or y.is_complex():
-        raise TypeError(f"`y` must hold integer class labels, got dtype {y.dtype}")
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"`y` must have shape [{x.shape[0]}], got {tuple(y.shape)}")
-    if y.device != x.device:
-        raise ValueError(f"`y` is on {y.device} but `x` is on {x.device}")
-    return y
+def _num_classes(model: nn.Module, x: Tensor) -> int | None:
+    """Number of logits ``model`` gives for one input (``None`` when it does not give ``B×C`` logits)."""
+    with eval_mode(model), torch.no_grad():
+        out = model(x[:1])
+    return out.shape[1] if isinstance(out, Tensor) and out.dim() == 2 else None
 
 
 def input_gradient(model: nn.Module, x: Tensor, y: Tensor, loss_fn: LossFn | None = None) -> Tensor:
@@ -116,7 +111,7 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, loss_fn: LossFn | N
     """
     x = _check_images(x)
     y = _check_targets(y, x)
-    eps = _check_nonnegative(eps, "eps")
+    eps = check_number(eps, "eps")
     with eval_mode(model):
         grad = input_gradient(model, x, y, loss_fn)
     return (x.detach() + eps * grad.sign()).clamp(0, 1)
@@ -199,10 +194,10 @@ def pgd(
     """
     x = _check_images(x)
     y = _check_targets(y, x)
-    eps = _check_nonnegative(eps, "eps")
-    step_size = _check_nonnegative(step_size, "step_size")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"`steps` must be a positive int, got {steps!r}")
+    eps = check_number(eps, "eps")
+    step_size = check_number(step_size, "step_size")
+    steps = check_int(steps, "steps", minimum=1)
+    random_start = check_flag(random_start, "random_start")
     norm = check_choice(str(norm), "norm", ("inf", "2"))
     generator = None
     if seed is not None:
@@ -246,7 +241,8 @@ def accuracy_under_attack(
     if not callable(attack_fn):
         raise TypeError(f"`attack` must be a name or a callable, got {type(attack).__name__}")
     x = _check_images(x)
-    y = _check_targets(y, x)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    y = _check_targets(y, x, _num_classes(model, x))
     correct = 0
     for s in batch_slices(x.shape[0], batch_size):
         x_adv = attack_fn(model, x[s], y[s], **attack_kwargs)
@@ -278,7 +274,10 @@ def accuracy_curve(
     for eps in eps_values:
         kwargs = dict(attack_kwargs)
         if kwargs.get("step_size") == "relative":
-            fraction = kwargs.pop("step_fraction", 2.5 / int(kwargs["steps"]))
+            if "steps" not in kwargs:
+                raise ValueError("step_size='relative' scales the step with ε as step_fraction·ε "
+                                 "(default step_fraction = 2.5/steps): pass `steps` too")
+            fraction = kwargs.pop("step_fraction", 2.5 / check_int(kwargs["steps"], "steps", minimum=1))
             kwargs["step_size"] = float(eps) * float(fraction)
         curve.append(accuracy_under_attack(model, x, y, attack, batch_size, eps=eps, **kwargs))
     return curve
