@@ -325,3 +325,14 @@ def test_drawing_a_graph_whose_edges_all_weigh_zero(tmp_path, monkeypatch):
     (lines,) = [c for c in figures[0].axes[0].collections if isinstance(c, LineCollection)]
     alpha = lines.get_colors()[:, 3]
     assert len(alpha) == 1 and np.isfinite(alpha).all() and alpha[0] == pytest.approx(0.05)  # faint, not NaN
+
+
+def test_one_layer_name_as_a_string_is_that_layer_not_its_characters():
+    model, x, y = _data()
+    assert analyze(model, x, y, layers="lin", k=2, batch_size=10, num_batches=1).names == ["lin"]
+
+
+def test_meta_device_inputs_are_refused_by_name():
+    model, x, y = _data()
+    with pytest.raises(ValueError, match="`x` is on the meta device: it has a shape but no values"):
+        analyze(model, x.to("meta"), y, k=2, batch_size=10)

@@ -344,3 +344,16 @@ def test_robustness_configs_build():
         config = load_config(path)
         objective = build_objective(config.method, build_model(config.model), None, torch.rand(2, 3, 32, 32))
         assert callable(objective)
+
+
+def test_a_laplacian_power_that_overflows_is_an_error_not_nan():
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(128, 16, generator=g), torch.randint(0, 4, (128,), generator=g)
+    assert torch.isfinite(indicator_smoothness(x, y, power=2))
+    with pytest.raises(ValueError, match=r"`power` = 40 is too large for this batch.*float32"):
+        indicator_smoothness(x, y, power=40)
+
+
+def test_parseval_penalty_refuses_non_finite_weights():
+    with pytest.raises(ValueError, match="`weights` hold NaN or infinite values"):
+        ParsevalPenalty()([torch.tensor([[float("nan"), 1.0]])])

@@ -68,7 +68,7 @@ def analyze(
         model (torch.nn.Module): the network; its mode is restored afterwards.
         x (Tensor): inputs, ``N×…``, finite floats.
         y (Tensor): integer labels, shape ``[N]``.
-        layers (list[str], optional): module names (see
+        layers (list[str] or str, optional): module names, or one name, (see
             :func:`~latentgraph.layer_names`) in depth order; ``"input"``
             stands for the input itself. ``None`` takes ``"input"`` and each
             top-level child of the model. (default: :obj:`None`)
@@ -112,7 +112,7 @@ def analyze(
     if batch_size > n:
         raise ValueError(f"`batch_size` must be at most the number of samples N = {n}, got {batch_size}")
     check_k(k, batch_size, "k")
-    layers = list(default_layers(model) if layers is None else layers)
+    layers = default_layers(model) if layers is None else [layers] if isinstance(layers, str) else list(layers)
     check_layers(model, layers)
     if device is None:
         device = next((p.device for p in model.parameters()), x.device)

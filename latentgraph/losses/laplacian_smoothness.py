@@ -53,7 +53,12 @@ def indicator_smoothness(x: Tensor, y: Tensor, k: int | None = None, power: int 
     z = onehot
     for _ in range(power):  # L^m V as m products with the B×C matrix, not a B×B power
         z = lap @ z
-    return (onehot * z).sum()
+    sigma = (onehot * z).sum()
+    if not torch.isfinite(sigma):  # grows like λ_max^m: B = 128, m = 20 exceeds float32
+        raise ValueError(f"`power` = {power} is too large for this batch: tr(YᵀL^mY) exceeds the range of "
+                         f"{adj.dtype} (it grows like the largest Laplacian eigenvalue, up to B, to the power m); "
+                         f"use a smaller power (the paper uses 2) or float64 features")
+    return sigma
 
 
 class LaplacianSmoothnessLoss(nn.Module):

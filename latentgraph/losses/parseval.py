@@ -45,6 +45,8 @@ def _weights(weights: nn.Module | Iterable[Tensor]) -> list[Tensor]:
             raise TypeError(f"`weights` must hold tensors, got {type(w).__name__}")
         if w.dim() < 2:
             raise ValueError(f"`weights` must be tensors of dimension ≥ 2 (out × …), got shape {tuple(w.shape)}")
+        if not torch.isfinite(w).all():
+            raise ValueError(f"`weights` hold NaN or infinite values (a weight of shape {tuple(w.shape)})")
     return out
 
 
