@@ -1,59 +1,66 @@
-"""latentgraph: latent geometry graphs of neural networks, and graph constraints as training losses."""
-from . import data, losses, models, robustness, train
-from .eval import AnalysisResult, analyze
+"""latentgraph: latent geometry graphs of neural networks, and graph constraints as training losses.
+
+Public names are imported on first use (a module-level ``__getattr__``,
+PEP 562), so ``import latentgraph`` costs about one ``import torch``: PyTorch
+Geometric, PyGSP, networkx, SciPy and matplotlib are loaded only by the
+functions that need them.
+
+Example:
+    >>> import latentgraph as lg
+    >>> "latent_graph" in dir(lg) and callable(lg.latent_graph)
+    True
+"""
+from __future__ import annotations
+
+import importlib
+
+# ``capture`` is both a submodule and a function: bound eagerly so that a later
+# ``import latentgraph.capture`` elsewhere cannot shadow the function.
 from .capture import Activations, capture, layer_names
-from .graphs import (
-    LatentGraph,
-    adjacency_mask,
-    available_backends,
-    dense_adjacency,
-    knn_indices,
-    latent_graph,
-    similarity_matrix,
-)
-from .gsp import (
-    eigenmaps,
-    from_networkx,
-    from_pygsp,
-    label_variation,
-    laplacian,
-    to_networkx,
-    to_pygsp,
-    total_variation,
-)
-from .jacobian import FullJacobian, full_jacobian, fullgrad
-from .seed import seed_everything
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Activations",
-    "AnalysisResult",
-    "FullJacobian",
-    "LatentGraph",
-    "adjacency_mask",
-    "analyze",
-    "available_backends",
-    "capture",
-    "dense_adjacency",
-    "eigenmaps",
-    "from_networkx",
-    "from_pygsp",
-    "full_jacobian",
-    "fullgrad",
-    "knn_indices",
-    "label_variation",
-    "laplacian",
-    "latent_graph",
-    "layer_names",
-    "seed_everything",
-    "similarity_matrix",
-    "to_networkx",
-    "to_pygsp",
-    "total_variation",
-    "data",
-    "losses",
-    "models",
-    "robustness",
-    "train",
-]
+#: Public name -> module that defines it (imported when the name is first used).
+_LAZY: dict[str, str] = {
+    "AnalysisResult": "latentgraph.eval",
+    "analyze": "latentgraph.eval",
+    "LatentGraph": "latentgraph.graphs",
+    "adjacency_mask": "latentgraph.graphs",
+    "available_backends": "latentgraph.graphs",
+    "dense_adjacency": "latentgraph.graphs",
+    "knn_indices": "latentgraph.graphs",
+    "latent_graph": "latentgraph.graphs",
+    "similarity_matrix": "latentgraph.graphs",
+    "eigenmaps": "latentgraph.gsp",
+    "from_networkx": "latentgraph.gsp",
+    "from_pygsp": "latentgraph.gsp",
+    "label_variation": "latentgraph.gsp",
+    "laplacian": "latentgraph.gsp",
+    "to_networkx": "latentgraph.gsp",
+    "to_pygsp": "latentgraph.gsp",
+    "total_variation": "latentgraph.gsp",
+    "FullJacobian": "latentgraph.jacobian",
+    "full_jacobian": "latentgraph.jacobian",
+    "fullgrad": "latentgraph.jacobian",
+    "seed_everything": "latentgraph.seed",
+}
+
+#: Subpackages reachable as attributes (``lg.losses``), imported on first use.
+_SUBMODULES = ("data", "losses", "models", "robustness", "train")
+
+__all__ = ["Activations", "capture", "layer_names", *sorted(_LAZY), *_SUBMODULES]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

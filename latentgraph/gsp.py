@@ -14,25 +14,29 @@ PyGSP, against which the tests check every function:
 """
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING, Union
+
 import numpy as np
-import pygsp
-import scipy.sparse as sp
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
-from torch_geometric.utils import to_dense_adj
 
 from .graphs.construct import _inv_sqrt
 from .validation import check_choice, check_flag, check_labels, check_tensor
 
+if TYPE_CHECKING:  # imported on first use: together they take seconds to import
+    import networkx as nx
+    import pygsp
+    import scipy.sparse as sp
+    from torch_geometric.data import Data
+
 LAPLACIANS = ("combinatorial", "normalized")
-GraphLike = Data | Tensor
+GraphLike = Union["Data", Tensor]
 
 
 def _check_graph(g: object, name: str = "g") -> tuple[Tensor, Tensor, int] | Tensor:
-    """Return ``(edge_index, edge_weight, num_nodes)`` for a Data, the matrix for a dense graph."""
-    if isinstance(g, Data):
+    """Return ``(edge_index, edge_weight, num_nodes)`` for a Data (any object with
+    ``edge_index``), the matrix for a dense graph."""
+    if not isinstance(g, Tensor) and hasattr(g, "edge_index"):
         if g.edge_index is None or g.num_nodes is None:
             raise ValueError(f"`{name}` must carry `edge_index` and `num_nodes`")
         edge_index, num = g.edge_index, int(g.num_nodes)
@@ -193,7 +197,7 @@ def _dense(g: GraphLike) -> Tensor:
     if isinstance(graph, Tensor):
         return graph
     edge_index, weight, num = graph
-    return to_dense_adj(edge_index, edge_attr=weight, max_num_nodes=num)[0]
+    return weight.new_zeros(num, num).index_put_((edge_index[0], edge_index[1]), weight, accumulate=True)
 
 
 def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
@@ -226,6 +230,8 @@ def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
 
 
 def _scipy_adjacency(g: GraphLike) -> sp.csr_matrix:
+    import scipy.sparse as sp
+
     graph = _check_graph(g)
     if isinstance(graph, Tensor):
         return sp.csr_matrix(graph.detach().cpu().double().numpy())
@@ -241,6 +247,8 @@ def to_pygsp(g: GraphLike) -> pygsp.graphs.Graph:
         >>> int(to_pygsp(torch.tensor([[0.0, 1.0], [1.0, 0.0]])).n_edges)
         1
     """
+    import pygsp
+
     return pygsp.graphs.Graph(_scipy_adjacency(g))
 
 
@@ -249,10 +257,15 @@ def from_pygsp(graph: pygsp.graphs.Graph) -> Data:
     ``edge_weight`` in the default dtype, ``pos`` from the graph's coordinates if any).
 
     Example:
+        >>> import pygsp
         >>> data = from_pygsp(pygsp.graphs.Ring(5))
         >>> data.num_nodes, data.edge_index.shape[1], data.pos.shape
         (5, 10, torch.Size([5, 2]))
     """
+    import pygsp
+    import scipy.sparse as sp
+    from torch_geometric.data import Data
+
     if not isinstance(graph, pygsp.graphs.Graph):
         raise TypeError(f"`graph` must be a pygsp.graphs.Graph, got {type(graph).__name__}")
     w = sp.coo_matrix(graph.W)
@@ -275,6 +288,8 @@ def to_networkx(g: GraphLike) -> nx.Graph:
         >>> list(g.edges(data="weight"))
         [(0, 1, 2.0)]
     """
+    import networkx as nx
+
     out = nx.from_scipy_sparse_array(_scipy_adjacency(g), edge_attribute="weight")
     labels = getattr(g, "y", None)
     if labels is not None:
@@ -287,11 +302,15 @@ def from_networkx(graph: nx.Graph) -> Data:
     nodes are numbered in ``graph.nodes`` order.
 
     Example:
+        >>> import networkx as nx
         >>> g = nx.Graph([("a", "b", {"weight": 2.0}), ("b", "c", {})])
         >>> data = from_networkx(g)
         >>> data.edge_index.tolist(), data.edge_weight.tolist()
         ([[0, 1, 1, 2], [1, 0, 2, 1]], [2.0, 2.0, 1.0, 1.0])
     """
+    import networkx as nx
+    import pygsp
+
     if not isinstance(graph, nx.Graph):
         raise TypeError(f"`graph` must be a networkx.Graph, got {type(graph).__name__}")
     return from_pygsp(pygsp.graphs.Graph(nx.to_scipy_sparse_array(graph, weight="weight", format="csr")))

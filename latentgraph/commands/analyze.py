@@ -60,7 +60,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``latentgraph analyze``; returns 0 on success."""
     import torch
 
-    from ..eval import analyze
     from ..seed import seed_everything
 
     for name in ("k", "batch_size", "batches", "epochs", "threads"):
@@ -113,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if accuracy is not None:
         info["held-out accuracy"] = f"{100 * accuracy:.1f} % on {len(y_eval)} samples"
         log.info("held-out accuracy: %.1f %%", 100 * accuracy)
+
+    from ..eval import analyze  # PyG, on first use: a bad option above fails fast
 
     start = time.perf_counter()
     result = analyze(model, x_eval, y_eval, layers=layers, k=args.k, similarity=args.similarity,

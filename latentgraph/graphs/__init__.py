@@ -1,8 +1,11 @@
-"""Latent geometry graphs: similarity, kNN backends, graph construction and the PyG transform."""
+"""Latent geometry graphs: similarity, kNN backends, graph construction and the PyG transform.
+
+:class:`LatentGraph` subclasses a PyG transform, so it (and PyG) is imported
+on first use only.
+"""
 from .construct import adjacency_mask, dense_adjacency, latent_graph
 from .knn import available_backends, knn_indices
 from .similarity import Similarity, get_similarity, pair_similarity, resolve_similarity, similarity_matrix
-from .transforms import LatentGraph
 
 __all__ = [
     "LatentGraph",
@@ -17,3 +20,11 @@ __all__ = [
     "resolve_similarity",
     "similarity_matrix",
 ]
+
+
+def __getattr__(name: str):
+    if name == "LatentGraph":
+        from .transforms import LatentGraph
+
+        return LatentGraph
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

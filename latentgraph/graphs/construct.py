@@ -24,10 +24,13 @@ overflows nor underflows; weights and matrices come back in ``x``'s dtype.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data
+
+if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
+    from torch_geometric.data import Data
 
 from ..validation import check_bandwidth, check_choice, check_features, check_flag, check_k, check_labels
 from .knn import KNN_BACKENDS, knn_indices, torch_knn_search
@@ -190,6 +193,8 @@ def _single_graph(x, y, k, similarity, normalize, edges, symmetrize, backend, si
     if normalize:
         dinv = _inv_sqrt(torch.zeros(num, dtype=weight.dtype, device=weight.device).index_add(0, row, weight))
         weight = weight * (dinv[row] * dinv[col])
+    from torch_geometric.data import Data  # imported on first use: PyG takes seconds to import
+
     return Data(x=xf, edge_index=torch.stack([row, col]), edge_weight=weight.to(xf.dtype), y=y, num_nodes=num)
 
 
