@@ -11,16 +11,19 @@ the plots and the graphs to a folder.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from latentgraph.capture import capture, layer_names
 from latentgraph.eval.report import STATS, AnalysisResult, LayerStats
 from latentgraph.graphs import latent_graph, resolve_similarity
 from latentgraph.gsp import label_variation
 from latentgraph.validation import check_features, check_k, check_labels
+
+if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
+    from torch_geometric.data import Data
 
 #: Name standing for the model's input in ``layers``.
 INPUT = "input"

@@ -15,14 +15,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from torch_geometric.data import Data
 
 from latentgraph.atomic import save_torch, write_text
 from latentgraph.graphs import latent_graph
 from latentgraph.gsp import label_variation
 from latentgraph.torch_files import load_file
+
+if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
+    from torch_geometric.data import Data
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +270,8 @@ def load_graphs(path: str | os.PathLike, map_location: str | torch.device | None
     payload = load_file(path, map_location=map_location)  # a clear error for a missing or corrupt file
     if not isinstance(payload, dict) or payload.get("format") != GRAPHS_FORMAT:
         raise ValueError(f"`path` {str(path)!r} is not a graphs file written by latentgraph ({GRAPHS_FORMAT})")
+    from torch_geometric.data import Data
+
     return {name: [Data(**g) for g in payload["graphs"][name]] for name in payload["layers"]}
 
 

@@ -8,13 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from torch_geometric.data import Data
 
 from latentgraph.gsp import eigenmaps
 from latentgraph.atomic import save_figure
 from latentgraph.viz.figure import new_figure
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
+    from torch_geometric.data import Data
+
     from latentgraph.eval.report import AnalysisResult
 
 
