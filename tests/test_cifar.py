@@ -8,7 +8,7 @@ import torch
 import latentgraph as lg
 from latentgraph.data.cifar import NORMALIZATION, CIFARDataset, load_cifar
 from latentgraph.models import VGG, PreActResNet18, ResNet18, WideResNet, build_model
-from latentgraph.models.cifar import CIFAR_MODELS
+from latentgraph.models.cifar import CIFAR_MODELS, ParsevalConv2d
 
 
 def n_params(model):
@@ -27,8 +27,9 @@ def test_wideresnet_parameter_counts_match_the_paper():
 
 def test_resnet_and_vgg_parameter_counts():
     assert n_params(ResNet18()) == 11_173_962  # the common CIFAR ResNet-18
-    # the common CIFAR PreAct-ResNet-18 has 11,171,146; ours adds the paper's final BN (2×512)
-    assert n_params(PreActResNet18()) == 11_171_146 + 2 * 512
+    # the official Laplacian-networks PreAct-ResNet-18: no BatchNorm after the last block
+    assert n_params(PreActResNet18()) == 11_171_146
+    assert n_params(PreActResNet18(parseval=True)) == 11_171_146
     assert round(n_params(VGG(16)) / 1e6, 1) == 14.7
 
 
@@ -77,6 +78,60 @@ def test_model_bad_arguments():
     with pytest.raises(TypeError, match="bad arguments for model 'resnet18'"):
         build_model("resnet18", depth=18)
     assert sorted(CIFAR_MODELS) == ["preact_resnet18", "resnet18", "vgg", "wrn"]
+
+
+def _official_preact_forward(model, x):
+    """The forward pass of the Laplacian-networks code (models/preact_resnet.py),
+    written out on our parameters: returns its 17 ReLU outputs and the logits."""
+    relus, out = [], model.stem(x)
+    for stage in (model.block1, model.block2, model.block3, model.block4):
+        for block in stage:
+            relu1 = torch.relu(block.bn1(out))
+            shortcut = block.shortcut(relu1) if block.shortcut is not None else out
+            relu2 = torch.relu(block.bn2(block.conv1(relu1)))
+            branch = block.conv2(relu2)
+            out = 0.5 * branch + 0.5 * shortcut if block.parseval else branch + shortcut
+            relus += [relu1, relu2]
+    out = torch.relu(out)
+    relus.append(out)
+    return relus, model.head(out.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("parseval", [False, True])
+def test_preact_resnet18_matches_the_official_network(parseval):
+    torch.manual_seed(0)
+    model = PreActResNet18(width=4, in_channels=1, parseval=parseval).eval()
+    names = lg.losses.smoothness.relu_layer_names(model)
+    assert len(names) == 17 and names[-1] == "final"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in (model.stem, model.final))
+    x = torch.rand(3, 1, 28, 28)
+    with lg.capture(model, names) as acts:
+        logits = model(x)
+    relus, expected = _official_preact_forward(model, x)
+    assert torch.allclose(logits, expected, atol=1e-6)
+    for name, reference in zip(names, relus):
+        assert torch.allclose(acts[name], reference, atol=1e-6), name
+    # Parseval convolutions divide the kernel by sqrt(2·k_h·k_w + 1) (1/sqrt(19) for 3×3, 1/sqrt(3) for 1×1)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(isinstance(c, ParsevalConv2d) == parseval for c in convs)
+    shortcut = model.block2[0].shortcut
+    a = torch.rand(1, 4, 8, 8)
+    plain = torch.nn.functional.conv2d(a, shortcut.weight, stride=2)
+    assert torch.allclose(shortcut(a), plain / 3 ** 0.5 if parseval else plain, atol=1e-6)
+
+
+def test_preact_resnet18_keeps_pytorch_default_initialization():
+    # the official network does not re-initialize: PyTorch's kaiming_uniform(a=√5) gives
+    # |w| ≤ 1/sqrt(fan_in) and BatchNorm weights of 1; He-normal (fan_out) would exceed that bound
+    torch.manual_seed(0)
+    model = PreActResNet18(width=16)
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Conv2d):
+            bound = module.weight[0].numel() ** -0.5
+            assert float(module.weight.abs().max()) <= bound + 1e-7, name
+    assert float(ResNet18(width=16).stem[0].weight.abs().max()) > ResNet18(width=16).stem[0].weight[0].numel() ** -0.5
+    with pytest.raises(TypeError, match="`parseval` must be a bool"):
+        PreActResNet18(parseval="yes")
 
 
 # ------------------------------------------------------------------ data

@@ -2,14 +2,16 @@
 PreAct-ResNet-18 and VGG with BatchNorm.
 
 Every network is ``stem`` → ``block1`` … ``blockN`` (one per resolution) →
-``pool`` (global average, flattened) → ``head`` (linear), plus ``norm``
-(BatchNorm → ReLU before pooling) for the pre-activation networks, so layers
+``pool`` (global average, flattened) → ``head`` (linear), plus the final
+activation before pooling of the pre-activation networks (``norm``, BN-ReLU, for
+the WideResNet; ``final``, a ReLU alone, for the PreAct-ResNet-18), so layers
 can be picked by name with :func:`latentgraph.capture` in the same way for all
 of them (``"block3"`` is the last stage of a WideResNet, ``"block4"`` of a
 ResNet-18). :func:`latentgraph.models.build_model` builds one by name.
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Callable, Dict, List
 
 import torch.nn.functional as F
@@ -118,51 +120,81 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class PreActBlock(nn.Module):
-    """Pre-activation basic block (He et al., 2016): BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus shortcut."""
+class ParsevalConv2d(nn.Conv2d):
+    r"""Convolution of a Parseval network as in the Laplacian-networks code: the
+    kernel is divided by :math:`\sqrt{2 k_h k_w + 1}` in the forward pass (the
+    official code's factor; Parseval networks: Cisse et al., 2017).
 
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.bn1, self.conv1 = nn.BatchNorm2d(cin), _conv3x3(cin, cout, stride)
-        self.bn2, self.conv2 = nn.BatchNorm2d(cout), _conv3x3(cout, cout)
-        self.shortcut = nn.Conv2d(cin, cout, 1, stride=stride, bias=False) if cin != cout or stride != 1 else None
+    Example:
+        >>> conv = ParsevalConv2d(1, 1, 3, padding=1, bias=False)
+        >>> _ = nn.init.ones_(conv.weight)
+        >>> with torch.no_grad():
+        ...     round(float(conv(torch.ones(1, 1, 3, 3))[0, 0, 1, 1]), 4)  # 9 / √19
+        2.0647
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        a = F.relu(self.bn1(x))
-        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
-        return out + (x if self.shortcut is None else self.shortcut(a))
+        scale = (2 * self.kernel_size[0] * self.kernel_size[1] + 1) ** -0.5
+        return self._conv_forward(x, self.weight * scale, self.bias)
+
+
+class PreActBlock(nn.Module):
+    r"""Pre-activation basic block (He et al., 2016): BN-ReLU-conv3×3-BN-ReLU-conv3×3 plus
+    shortcut (a 1×1 convolution of the first ReLU's output when the shape changes).
+
+    The two activations are the modules ``relu1`` and ``relu2`` so they can be
+    captured by name. ``parseval=True`` gives the Parseval block of the
+    Laplacian-networks code: :class:`ParsevalConv2d` convolutions and the
+    convex residual sum :math:`\frac12 \mathrm{branch} + \frac12 \mathrm{shortcut}`.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int, parseval: bool = False) -> None:
+        super().__init__()
+        conv = ParsevalConv2d if parseval else nn.Conv2d
+        self.parseval = parseval
+        self.bn1, self.relu1 = nn.BatchNorm2d(cin), nn.ReLU()
+        self.conv1 = conv(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.bn2, self.relu2 = nn.BatchNorm2d(cout), nn.ReLU()
+        self.conv2 = conv(cout, cout, 3, padding=1, bias=False)
+        self.shortcut = conv(cin, cout, 1, stride=stride, bias=False) if cin != cout or stride != 1 else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        a = self.relu1(self.bn1(x))
+        out = self.conv2(self.relu2(self.bn2(self.conv1(a))))
+        shortcut = x if self.shortcut is None else self.shortcut(a)
+        return 0.5 * out + 0.5 * shortcut if self.parseval else out + shortcut
 
 
 class _ResNet(nn.Module):
     """Four stages of two blocks each, CIFAR stem (3×3 conv, no max-pooling)."""
 
     def __init__(self, block: Callable[[int, int, int], nn.Module], preact: bool, num_classes: int,
-                 width: int, in_channels: int) -> None:
+                 width: int, in_channels: int, stem: nn.Module | None = None) -> None:
         super().__init__()
         _positive_int(num_classes, "num_classes")
         _positive_int(width, "width")
         _positive_int(in_channels, "in_channels")
         channels = [width, 2 * width, 4 * width, 8 * width]
-        self.stem = _conv3x3(in_channels, width) if preact else \
+        self.stem = stem if stem is not None else \
             nn.Sequential(_conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU())
         cin = width
         for i, (cout, stride) in enumerate(zip(channels, (1, 2, 2, 2)), start=1):
             self.add_module(f"block{i}", nn.Sequential(block(cin, cout, stride), block(cout, cout, 1)))
             cin = cout
-        self.norm = nn.Sequential(nn.BatchNorm2d(cin), nn.ReLU()) if preact else nn.Identity()
+        self.final = nn.ReLU() if preact else nn.Identity()
         self.pool = _pool()
         self.head = nn.Linear(cin, num_classes)
-        _init_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.block4(self.block3(self.block2(self.block1(self.stem(x)))))
-        return self.head(self.pool(self.norm(x)))
+        return self.head(self.pool(self.final(x)))
 
 
 class ResNet18(_ResNet):
     r"""ResNet-18 for 32×32 images (3×3 stem, no max-pooling): ``stem`` →
     ``block1`` … ``block4`` (64, 128, 256, 512 channels × ``width``/64) →
-    ``pool`` → ``head``; 11.2M parameters at the default width.
+    ``pool`` → ``head``; 11.2M parameters at the default width; He-normal
+    convolutions, unit BatchNorm, zero biases.
 
     Args:
         num_classes (int): outputs. (default: :obj:`10`)
@@ -176,25 +208,52 @@ class ResNet18(_ResNet):
 
     def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3) -> None:
         super().__init__(BasicBlock, False, num_classes, width, in_channels)
+        _init_weights(self)
 
 
 class PreActResNet18(_ResNet):
-    r"""Pre-activation ResNet-18 for 32×32 images: ``stem`` (3×3 conv) →
-    ``block1`` … ``block4`` of :class:`PreActBlock` → ``norm`` (BN-ReLU) →
-    ``pool`` → ``head``; 11.2M parameters at the default width.
+    r"""Pre-activation ResNet-18 as in the official Laplacian-networks code
+    (Lassance et al.): ``stem`` (3×3 conv, no BatchNorm) → ``block1`` …
+    ``block4`` of two :class:`PreActBlock` each → ``final`` (a ReLU, no
+    BatchNorm) → ``pool`` → ``head``; 11,171,146 parameters at the default
+    width, PyTorch's default initialization.
+
+    The network holds exactly 17 ``nn.ReLU`` modules — ``relu1``/``relu2`` of
+    the 8 blocks, then ``final`` — in forward order, the layers the
+    Laplacian-smoothness regularizer compares
+    (:func:`~latentgraph.losses.smoothness.relu_layer_names`).
+    ``parseval=True`` builds the official Parseval network instead: every
+    convolution a :class:`ParsevalConv2d` and convex residual sums (train it
+    with the retraction of
+    :class:`~latentgraph.train.objectives.regularized.ParsevalObjective`).
+    The official code normalizes the input inside the network; here the data
+    pipeline does it (:class:`~latentgraph.data.cifar.CIFARDataset`).
 
     Args:
         num_classes (int): outputs. (default: :obj:`10`)
         width (int): channels of the first stage. (default: :obj:`64`)
         in_channels (int): input channels. (default: :obj:`3`)
+        parseval (bool): the Parseval architecture. (default: :obj:`False`)
 
     Example:
-        >>> PreActResNet18(width=8)(torch.rand(2, 3, 32, 32)).shape
+        >>> model = PreActResNet18(width=8)
+        >>> model(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 10])
+        >>> from latentgraph.losses.smoothness import relu_layer_names
+        >>> names = relu_layer_names(model)
+        >>> len(names), names[:2], names[-1]
+        (17, ['block1.0.relu1', 'block1.0.relu2'], 'final')
     """
 
-    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3) -> None:
-        super().__init__(PreActBlock, True, num_classes, width, in_channels)
+    def __init__(self, num_classes: int = 10, width: int = 64, in_channels: int = 3,
+                 parseval: bool = False) -> None:
+        if not isinstance(parseval, bool):
+            raise TypeError(f"`parseval` must be a bool, got {type(parseval).__name__}")
+        _positive_int(width, "width")
+        _positive_int(in_channels, "in_channels")
+        conv = ParsevalConv2d if parseval else nn.Conv2d
+        super().__init__(partial(PreActBlock, parseval=parseval), True, num_classes, width, in_channels,
+                         stem=conv(in_channels, width, 3, padding=1, bias=False))
 
 
 #: Convolution widths per stage of the VGG variants (each stage ends with 2×2 max-pooling).
