@@ -318,6 +318,31 @@ def summarize(runs: Sequence[Mapping[str, Any]], *, by: Sequence[str], metric: s
     return rows
 
 
+def summarize_metrics(runs: Sequence[Mapping[str, Any]], *, by: Sequence[str], metrics: Sequence[str],
+                      baseline: Mapping[str, Any] | None = None, pair: str = "seed", digits: int = 2) -> list[dict]:
+    """:func:`summarize` for several metrics at once: one row per group with,
+    for each metric in order, its mean ± std column and (with a ``baseline``)
+    its paired-difference column.
+
+    Example:
+        >>> runs = [{"method": m, "seed": s, "error": e, "time": t} for m, s, e, t in
+        ...         [("a", 0, 10.0, 1.0), ("a", 1, 12.0, 2.0), ("b", 0, 9.0, 2.0), ("b", 1, 10.0, 4.0)]]
+        >>> summarize_metrics(runs, by=["method"], metrics=["error", "time"], baseline={"method": "a"})[1]["Δ time vs a (95 % CI)"]
+        '+1.50 [-4.85, +7.85]'
+    """
+    if isinstance(metrics, str) or not metrics:
+        raise ValueError(f"`metrics` must be a non-empty list of names, got {metrics!r}")
+    merged: list[dict] = []
+    for metric in metrics:
+        rows = summarize(runs, by=by, metric=metric, baseline=baseline, pair=pair, digits=digits)
+        if not merged:
+            merged = rows
+            continue
+        for target, row in zip(merged, rows):
+            target.update({k: v for k, v in row.items() if k not in by and k != "seeds"})
+    return merged
+
+
 def _markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     def cell(value: Any) -> str:
         text = f"{value:.2f}" if isinstance(value, float) else str(value)
