@@ -1,141 +1,193 @@
-"""Baseline vs Parseval vs the Laplacian-smoothness regularizer (LGG paper §4.3, Table 3).
+"""Laplacian smoothness against Parseval and the plain network (LGG paper §4.3, Table 3),
+on MNIST-5k with the official Laplacian-networks recipe at CPU scale.
 
-SmallCNNs (width 16) trained per seed with the same data, optimizer and epochs:
+Networks (``--network``):
 
-* **baseline**: cross-entropy;
-* **parseval**: cross-entropy with the Parseval retraction
-  :math:`W \\leftarrow (1+\\beta)W - \\beta WW^\\top W` after every step, β = 0.01
-  (the value of the Laplacian-networks comparison; no Parseval-specific
-  architecture changes);
-* **laplacian γ=…**: cross-entropy + γ^m · mean_ℓ |σ_{ℓ+1} − σ_ℓ| over the three ReLU
-  outputs, complete cosine graphs, m = 2 (official γ = 0.01, i.e. a weight of 1e-4).
+* ``preact``: :class:`~latentgraph.models.PreActResNet18` as in the official code
+  (cadurosar/laplacian_networks), width ``--width`` (official: 64), one input channel;
+* ``small``: the 3-ReLU :class:`~latentgraph.models.SmallCNN` (width 16), the shallow
+  network of the earlier version of this experiment.
 
-Reported on the test set: clean error; error under FGSM and under PGD-L∞
-(10 steps, step ε/4, seeded random start) at ``--eps``; mCE and relative mCE on
-the torch corruption suite against the baseline of the same seed (relative mCE
-over the corruptions listed in ``label_variation.RELATIVE_CORRUPTIONS``); and
-an FGSM accuracy-vs-ε curve.
+Methods, trained with the same data, optimizer and seeds:
 
-    python experiments/smoothness.py --seeds 0 1 2
+* **plain**: cross-entropy;
+* **parseval**: cross-entropy with the retraction
+  :math:`W \\leftarrow (1+\\beta)W - \\beta WW^\\top W`, β = 0.01, after every step (official
+  P.sh); for ``preact`` also the official Parseval architecture (``parseval=True``:
+  convolutions divided by √(2k²+1), convex residual sums);
+* **laplacian**: cross-entropy + γ^m · mean_ℓ |σ_{ℓ+1} − σ_ℓ| over every ReLU output
+  (17 for ``preact``, 3 for ``small``), complete cosine graphs, m = 2 (official R.sh).
+  ``preact`` uses the official γ = 0.01. ``small`` uses γ scaled to its depth: the γ for
+  which γ^m·L_reg / CE at initialization equals the PreAct-ResNet-18's at γ = 0.01
+  (both measured on the first training batch of each tuning seed, ratios averaged).
 
-writes ``smoothness.csv``, ``smoothness.md`` and ``smoothness_fgsm.png`` to
-``--output`` (default ``experiments/results``).
+Recipe (official cifar10.py, scaled down): SGD momentum 0.9, weight decay 5e-4, batch 100,
+no augmentation, lr 0.1 for the first half of the epochs and 0.001 for the second half
+(official: 50 + 50 epochs). The number of epochs is chosen on the validation split for
+the plain network, with the protocol's tuning seeds, from ``--epoch-grid``.
+
+Attacks on the test split (inputs in [0, 1]):
+
+* FGSM at the official budget, SNR = 33 dB: per image ε_i = ‖x_i‖₂ / (√D · 10^{33/20})
+  (official test_fgsm.py); the table gives the mean ε_i;
+* PGD-L∞ as in the official test_pgd_deepfool.py: ε = 0.01, step 0.002, 20 steps, no
+  random start; its SNR is 20·log10(‖x‖₂ / (ε√D)) averaged over the test images;
+* FGSM and PGD (10 steps, step ε/4, no random start) at ε = ``--large-eps`` (0.1, the usual
+  MNIST budget), with its SNR likewise.
+
+    nice -n 5 python experiments/smoothness.py --network preact
+    nice -n 5 python experiments/smoothness.py --network small
+
+writes ``smoothness_<network>_runs`` (one row per seed and method) and
+``smoothness_<network>`` (mean ± std and paired difference to plain, 95 % CI) as
+CSV + Markdown under ``--output`` (default ``experiments/results``).
 """
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
-import time
-from datetime import datetime, timezone
+from pathlib import Path
 
-from label_variation import (
-    DATASETS,
-    OPTIMIZERS,
-    machine,
-    parse_arguments,
-    subset,
-    summary_table,
-    train,
-)
-from latentgraph.atomic import write_csv, write_text
-from latentgraph.models import SmallCNN
-from latentgraph.robustness import (
-    accuracy_curve,
-    accuracy_under_attack,
-    corruption_errors,
-    error_rate,
-    mce,
-    plot_accuracy_curves,
-    relative_mce,
-)
+import torch
+import torch.nn.functional as F
+from protocol import REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_split, summarize_metrics
+from torch import Tensor, nn
+
+from latentgraph.capture import capture
+from latentgraph.data import make_loader
+from latentgraph.losses.smoothness import LaplacianSmoothnessLoss, relu_layer_names
+from latentgraph.models import PreActResNet18, SmallCNN
+from latentgraph.robustness import accuracy_under_attack, error_rate
+from latentgraph.robustness.attacks import input_gradient
 from latentgraph.seed import seed_everything
+from latentgraph.train import Trainer
 from latentgraph.train.objectives import ClassificationObjective
 from latentgraph.train.objectives import LaplacianSmoothnessObjective, ParsevalObjective
 
-CURVE_EPS = [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3]
+OFFICIAL_GAMMA, POWER, PARSEVAL_BETA, OFFICIAL_SNR_DB = 0.01, 2, 0.01, 33.0
+PGD_OFFICIAL = {"eps": 0.01, "step_size": 0.002, "steps": 20, "random_start": False}
+METRICS = ["clean_error", "fgsm_snr33_error", "pgd_official_error", "fgsm_large_error", "pgd_large_error"]
 
 
-def methods(args: argparse.Namespace) -> dict:
-    out = {"baseline": ClassificationObjective(), "parseval": ParsevalObjective(retraction=args.parseval_beta)}
-    for gamma in args.gammas:
-        out[f"laplacian γ={gamma:g}"] = LaplacianSmoothnessObjective(gamma=gamma, power=args.power)
-    return out
+def build(network: str, width: int, parseval: bool) -> nn.Module:
+    if network == "preact":
+        return PreActResNet18(width=width, in_channels=1, parseval=parseval)
+    return SmallCNN(width=width)
 
 
-def run_seed(split, seed: int, args: argparse.Namespace) -> tuple[list[dict], dict]:
-    """Train every method for one seed; return the rows and each method's FGSM curve."""
-    models, clean, errors, curves = {}, {}, {}, {}
-    for name, objective in methods(args).items():
-        seed_everything(seed)
-        models[name] = train(SmallCNN(width=args.width), objective, split, args.epochs, args.lr, args.batch_size,
-                             seed, args.optimizer)
-        clean[name] = error_rate(models[name], split.x_test, split.y_test)
-        errors[name] = corruption_errors(models[name], split.x_test, split.y_test, seed=seed)
-        curves[name] = accuracy_curve(models[name], split.x_test, split.y_test, CURVE_EPS, "fgsm")
-    rows = []
-    x, y = split.x_test, split.y_test
-    for name, model in models.items():
-        rows.append({
-            "seed": seed,
-            "method": name,
-            "clean_error": clean[name],
-            "fgsm_error": 1 - accuracy_under_attack(model, x, y, "fgsm", eps=args.eps),
-            "pgd_error": 1 - accuracy_under_attack(model, x, y, "pgd", eps=args.eps, step_size=args.eps / 4,
-                                                   steps=10, seed=seed),
-            "mCE": mce(errors[name], errors["baseline"]),
-            "relative_mCE": relative_mce(subset(errors[name], args.relative_corruptions), clean[name],
-                                         subset(errors["baseline"], args.relative_corruptions),
-                                         clean["baseline"]),
-        })
-    return rows, curves
+def train(network: str, width: int, objective, split, epochs: int, seed: int) -> nn.Module:
+    """The official recipe at ``epochs`` epochs (half at lr 0.1, half at 0.001); eval mode."""
+    seed_everything(seed)
+    model = build(network, width, isinstance(objective, ParsevalObjective) and network == "preact")
+    loader = make_loader(split.x_train, split.y_train, 100, shuffle=True, seed=seed)
+    Trainer(model, objective, lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9, weight_decay=5e-4),
+            scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [epochs // 2], gamma=0.01),
+            seed=seed, progress=False).fit(loader, epochs)
+    return model.eval()
+
+
+def snr_eps(x: Tensor, snr_db: float) -> Tensor:
+    r"""Per-image L∞ budget of the official SNR attack: :math:`\lVert x\rVert_2 / (\sqrt{D}\, 10^{snr/20})`."""
+    flat = x.flatten(1)
+    return flat.norm(dim=1) / (math.sqrt(flat.shape[1]) * 10 ** (snr_db / 20))
+
+
+def snr_of_eps(x: Tensor, eps: float) -> float:
+    r"""Mean SNR (dB) of an L∞ perturbation of size ε on every pixel: :math:`20\log_{10}(\lVert x\rVert_2 / (\varepsilon\sqrt{D}))`."""
+    flat = x.flatten(1)
+    return float((20 * torch.log10(flat.norm(dim=1) / (eps * math.sqrt(flat.shape[1])))).mean())
+
+
+def fgsm_snr(model: nn.Module, x: Tensor, y: Tensor, snr_db: float = OFFICIAL_SNR_DB) -> Tensor:
+    """FGSM with the official per-image budget (``snr_eps``), clipped to [0, 1]."""
+    eps = snr_eps(x, snr_db).view(-1, *[1] * (x.dim() - 1))
+    return (x + eps * input_gradient(model, x, y).sign()).clamp(0, 1).detach()
+
+
+def evaluate(model: nn.Module, x: Tensor, y: Tensor, large_eps: float) -> dict[str, float]:
+    large = {"eps": large_eps, "step_size": large_eps / 4, "steps": 10, "random_start": False}
+    return {
+        "clean_error": 100 * error_rate(model, x, y),
+        "fgsm_snr33_error": 100 * (1 - accuracy_under_attack(model, x, y, fgsm_snr)),
+        "pgd_official_error": 100 * (1 - accuracy_under_attack(model, x, y, "pgd", **PGD_OFFICIAL)),
+        "fgsm_large_error": 100 * (1 - accuracy_under_attack(model, x, y, "fgsm", eps=large_eps)),
+        "pgd_large_error": 100 * (1 - accuracy_under_attack(model, x, y, "pgd", **large)),
+    }
+
+
+def init_ratio(network: str, width: int, split, seed: int) -> float:
+    """L_reg / CE of a freshly initialized network on the first training batch of ``seed``."""
+    seed_everything(seed)
+    model = build(network, width, False).train()
+    x, y = next(iter(make_loader(split.x_train, split.y_train, 100, shuffle=True, seed=seed)))
+    names = relu_layer_names(model)
+    with torch.no_grad(), capture(model, names) as acts:
+        logits = model(x)
+    return float(LaplacianSmoothnessLoss(power=POWER)(list(acts.values()), y)) / float(F.cross_entropy(logits, y))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="adam")
-    parser.add_argument("--gammas", type=float, nargs="+", default=[0.01, 0.003, 0.001])
-    parser.add_argument("--power", type=int, default=2)
-    parser.add_argument("--parseval-beta", type=float, default=0.01)
-    parser.add_argument("--eps", type=float, default=0.1)
-    args = parse_arguments(parser, argv)
+    parser.add_argument("--network", choices=["preact", "small"], default="preact")
+    parser.add_argument("--width", type=int, default=None, help="preact: 4 (official 64); small: 16")
+    parser.add_argument("--seeds", type=int, default=5, help="number of reported seeds")
+    parser.add_argument("--epoch-grid", type=int, nargs="+", default=[4, 8])
+    parser.add_argument("--large-eps", type=float, default=0.1)
+    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    record = Record()
+    width = args.width or (4 if args.network == "preact" else 16)
+    split = load_split("mnist5k")
+    notes = []
 
-    start = time.perf_counter()
-    rows, all_curves = [], []
-    for seed in args.seeds:
-        seed_rows, curves = run_seed(DATASETS[args.dataset](seed=seed), seed, args)
-        rows += seed_rows
-        all_curves.append(curves)
-        print(f"seed {seed} done at {time.perf_counter() - start:.0f}s", flush=True)
-    write_csv(args.output / f"smoothness{args.tag}.csv", rows)
+    def val_error(epochs: int, seed: int) -> float:
+        return 100 * error_rate(train(args.network, width, ClassificationObjective(), split, epochs, seed),
+                                split.x_val, split.y_val)
 
-    columns = {
-        "clean_error": ("clean error %", 100.0, 2),
-        "fgsm_error": (f"FGSM error % (ε={args.eps:g})", 100.0, 1),
-        "pgd_error": (f"PGD-L∞ error % (ε={args.eps:g}, 10 steps)", 100.0, 1),
-        "mCE": ("mCE", 100.0, 1),
-        "relative_mCE": ("relative mCE", 100.0, 1),
+    epochs = choose_on_validation(args.epoch_grid, val_error, name="epochs (plain network, validation error %)")
+    notes.append(epochs.describe())
+    print(epochs.describe(), flush=True)
+
+    if args.network == "preact":
+        gamma = OFFICIAL_GAMMA
+        notes.append(f"γ = {gamma} (official, not tuned), m = {POWER}, complete graphs, all 17 ReLU outputs.")
+    else:
+        deep = statistics.mean(init_ratio("preact", 4, split, s) for s in TUNING_SEEDS)
+        shallow = statistics.mean(init_ratio("small", width, split, s) for s in TUNING_SEEDS)
+        gamma = OFFICIAL_GAMMA * math.sqrt(deep / shallow)
+        notes.append(f"γ = {gamma:.4g} scaled to the depth: at initialization L_reg/CE is {shallow:.3g} here and "
+                     f"{deep:.3g} on the PreAct-ResNet-18 (width 4), mean over tuning seeds {list(TUNING_SEEDS)}; "
+                     f"γ = 0.01·√({deep:.3g}/{shallow:.3g}) gives both the same γ^m·L_reg/CE (m = {POWER}).")
+    methods = {
+        "plain": ClassificationObjective,
+        "parseval": lambda: ParsevalObjective(retraction=PARSEVAL_BETA),
+        "laplacian": lambda: LaplacianSmoothnessObjective(gamma=gamma, power=POWER),
     }
-    table = summary_table(rows, "method", columns)
-    names = list(all_curves[0])
-    curve_rows = ["| method | " + " | ".join(f"ε={e:g}" for e in CURVE_EPS) + " |",
-                  "|" + "---|" * (len(CURVE_EPS) + 1)]
-    plotted = {}
-    for name in names:
-        per_eps = [[c[name][i] for c in all_curves] for i in range(len(CURVE_EPS))]
-        means = [statistics.fmean(v) for v in per_eps]
-        stds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in per_eps]
-        plotted[name] = (CURVE_EPS, means, stds)
-        curve_rows.append(f"| {name} | " + " | ".join(f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(means, stds))
-                          + " |")
-    plot_accuracy_curves(plotted, args.output / f"smoothness{args.tag}_fgsm.png", title=f"FGSM on {args.dataset} (test)")
-    elapsed = time.perf_counter() - start
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = (f"{table}\nFGSM accuracy % vs ε (mean ± std over seeds):\n\n" + "\n".join(curve_rows) + "\n\n"
-            f"Dataset {args.dataset}, seeds {args.seeds}, {args.epochs} epochs, {args.optimizer} lr {args.lr}, batch "
-            f"{args.batch_size}, SmallCNN width {args.width}, m = {args.power}, Parseval β = {args.parseval_beta}; "
-            f"{elapsed:.0f} s on {machine()}; {stamp}.\n")
-    write_text(args.output / f"smoothness{args.tag}.md", text)
-    print(text)
+    runs = []
+    for seed in REPORTED_SEEDS[:args.seeds]:
+        for name, objective in methods.items():
+            model = train(args.network, width, objective(), split, epochs.value, seed)
+            runs.append({"method": name, "seed": seed, **evaluate(model, split.x_test, split.y_test, args.large_eps)})
+            print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
+
+    x_test = split.x_test
+    mean_eps = float(snr_eps(x_test, OFFICIAL_SNR_DB).mean())
+    notes.append(
+        f"Budgets: FGSM SNR 33 dB = per-image ε, mean ε = {mean_eps:.4f} (official test_fgsm.py); PGD official "
+        f"ε = 0.01 (SNR {snr_of_eps(x_test, 0.01):.1f} dB), step 0.002, 20 steps, no random start; large budget "
+        f"ε = {args.large_eps:g} (SNR {snr_of_eps(x_test, args.large_eps):.1f} dB), PGD 10 steps of ε/4, "
+        f"no random start. SNRs are of the unclipped perturbation, as in the official code.")
+    notes.append(f"{args.network} width {width}; SGD momentum 0.9, wd 5e-4, batch 100, lr 0.1 then 0.001 at half; "
+                 f"MNIST-5k fixed split (train {len(split.y_train)}, validation {len(split.y_val)}, test "
+                 f"{len(split.y_test)}); errors in % on the test split.")
+    stem = args.output / f"smoothness_{args.network}"
+    record.write_table(stem.with_name(stem.name + "_runs"), runs, title=f"Laplacian smoothness, {args.network}: runs")
+    record.write_table(stem, summarize_metrics(runs, by=["method"], metrics=METRICS, baseline={"method": "plain"}),
+                       title=f"Laplacian smoothness on MNIST-5k, {args.network} (mean ± std; Δ = method − plain, "
+                             f"paired over seeds)", notes=notes)
+    print((stem.with_suffix(".md")).read_text())
     return 0
 
 
