@@ -39,8 +39,7 @@ from latentgraph.robustness import corrupt, corruption_names, error_rate, mce, r
 from latentgraph.robustness.corruptions import SEVERITIES
 from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer
-from latentgraph.train.objectives import ClassificationObjective
-from latentgraph.train.objectives import LabelVariationObjective
+from latentgraph.train.objectives import ClassificationObjective, LabelVariationObjective
 
 #: (learning rate, epochs) candidates, chosen per method on validation (5 epochs: the CPU budget).
 GRID = [(1e-3, 5), (3e-3, 5)]

@@ -56,14 +56,13 @@ from torch import Tensor, nn
 
 from latentgraph.capture import capture
 from latentgraph.data import make_loader
-from latentgraph.losses.smoothness import LaplacianSmoothnessLoss, relu_layer_names
+from latentgraph.losses.laplacian_smoothness import LaplacianSmoothnessLoss, relu_layer_names
 from latentgraph.models import PreActResNet18, SmallCNN
 from latentgraph.robustness import accuracy_under_attack, error_rate
 from latentgraph.robustness.attacks import input_gradient
 from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer
-from latentgraph.train.objectives import ClassificationObjective
-from latentgraph.train.objectives import LaplacianSmoothnessObjective, ParsevalObjective
+from latentgraph.train.objectives import ClassificationObjective, LaplacianSmoothnessObjective, ParsevalObjective
 
 OFFICIAL_GAMMA, POWER, PARSEVAL_BETA, OFFICIAL_SNR_DB = 0.01, 2, 0.01, 33.0
 PGD_OFFICIAL = {"eps": 0.01, "step_size": 0.002, "steps": 20, "random_start": False}

@@ -101,7 +101,7 @@ def _official_preact_forward(model, x):
 def test_preact_resnet18_matches_the_official_network(parseval):
     torch.manual_seed(0)
     model = PreActResNet18(width=4, in_channels=1, parseval=parseval).eval()
-    names = lg.losses.smoothness.relu_layer_names(model)
+    names = lg.losses.laplacian_smoothness.relu_layer_names(model)
     assert len(names) == 17 and names[-1] == "final"
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in (model.stem, model.final))
     x = torch.rand(3, 1, 28, 28)

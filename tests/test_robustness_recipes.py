@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from latentgraph.losses.smoothness import relu_layer_names
+from latentgraph.losses.laplacian_smoothness import relu_layer_names
 from latentgraph.models import PreActResNet18
 from latentgraph.train.config import load_config
 from latentgraph.train.run import run_config

@@ -221,11 +221,11 @@ class PreActResNet18(_ResNet):
     The network holds exactly 17 ``nn.ReLU`` modules — ``relu1``/``relu2`` of
     the 8 blocks, then ``final`` — in forward order, the layers the
     Laplacian-smoothness regularizer compares
-    (:func:`~latentgraph.losses.smoothness.relu_layer_names`).
+    (:func:`~latentgraph.losses.laplacian_smoothness.relu_layer_names`).
     ``parseval=True`` builds the official Parseval network instead: every
     convolution a :class:`ParsevalConv2d` and convex residual sums (train it
     with the retraction of
-    :class:`~latentgraph.train.objectives.regularized.ParsevalObjective`).
+    :class:`~latentgraph.train.objectives.ParsevalObjective`).
     The official code normalizes the input inside the network; here the data
     pipeline does it (:class:`~latentgraph.data.cifar.CIFARDataset`).
 
@@ -239,7 +239,7 @@ class PreActResNet18(_ResNet):
         >>> model = PreActResNet18(width=8)
         >>> model(torch.rand(2, 3, 32, 32)).shape
         torch.Size([2, 10])
-        >>> from latentgraph.losses.smoothness import relu_layer_names
+        >>> from latentgraph.losses.laplacian_smoothness import relu_layer_names
         >>> names = relu_layer_names(model)
         >>> len(names), names[:2], names[-1]
         (17, ['block1.0.relu1', 'block1.0.relu2'], 'final')
