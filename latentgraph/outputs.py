@@ -110,3 +110,21 @@ class OutputManifest:
         """Add ``names`` to the manifest (written atomically)."""
         files = sorted(self.written() | {str(n) for n in names})
         write_text(self.path, json.dumps({"files": files}, indent=1) + "\n")
+
+
+def prepare_output(path: PathLike, names: Iterable[str], overwrite: bool = False,
+                   option: str = "--output") -> OutputManifest:
+    """Before any work: :func:`check_output_dir` on ``path``, then refuse (unless
+    ``overwrite``) any of ``names`` there that latentgraph did not write. Returns the
+    manifest, to :meth:`~OutputManifest.record` the files once written.
+
+    Example:
+        >>> import tempfile
+        >>> manifest = prepare_output(tempfile.mkdtemp(), ["report.md"])
+        >>> manifest.record(["report.md"]); sorted(manifest.written())
+        ['report.md']
+    """
+    folder = check_output_dir(path, option)
+    manifest = OutputManifest(folder, overwrite)
+    manifest.check(names)
+    return manifest

@@ -76,8 +76,8 @@ def test_analyze_default_end_to_end(tmp_path, capsys):
     out = tmp_path / "report"
     assert cli.main(["analyze", "--epochs", "1", "--batches", "2", "--batch-size", "40", "--k", "5",
                      "--output", str(out)]) == 0
-    assert {p.name for p in out.iterdir()} == {"report.md", "table.csv", "graphs.pt",
-                                              "label_variation.png", "latent_graphs.png"}
+    assert {p.name for p in out.iterdir()} == {"report.md", "table.csv", "graphs.pt", "label_variation.png",
+                                              "latent_graphs.png", ".latentgraph-outputs.json"}
     rows = _read_table(out / "table.csv")
     _check_table(rows, ["input", "block1", "block2", "block3", "pool", "head"], batch_size=40, k=5)
     captured = capsys.readouterr()
@@ -233,3 +233,36 @@ def test_train_stopped_by_ctrl_c_or_divergence_says_so_without_traceback(tmp_pat
 
 def test_non_positive_learning_rate(tmp_path, capsys):
     _fails(["--lr", "0", "--output", str(tmp_path)], capsys, "--lr must be positive, got 0.0")
+
+
+def _user_analysis(user_files, *extra):
+    return cli.main(["analyze", "--data", str(user_files / "data.npz"), "--model", f"{user_files / 'mynets.py'}:make",
+                     "--checkpoint", str(user_files / "weights.pt"), "--batch-size", "30", "--batches", "1",
+                     "--k", "4", "--no-plots", *map(str, extra)])
+
+
+def test_analyze_refuses_report_files_it_did_not_write_unless_overwrite(user_files, capsys):
+    out = user_files / "out"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes")
+    assert _user_analysis(user_files, "--output", out) == cli.EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert "holds report.md, which latentgraph did not write; pass --overwrite" in err and err.count("\n") == 1
+    assert (out / "report.md").read_text() == "my own notes" and not (out / "table.csv").exists()
+    assert _user_analysis(user_files, "--output", out, "--overwrite") == 0
+    assert _user_analysis(user_files, "--output", out) == 0  # its own files now: replaced without asking
+
+
+@pytest.mark.parametrize("command", ["analyze", "saliency"])
+def test_an_output_that_is_a_file_is_one_line_before_any_work(tmp_path, capsys, command):
+    (tmp_path / "taken").write_text("x")
+    for output, phrase in [(tmp_path / "taken", "is an existing file"), (tmp_path / "taken" / "sub", "lies under")]:
+        assert cli.main([command, "--epochs", "0", "--output", str(output)]) == cli.EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert phrase in err and err.count("\n") == 1 and "training" not in err, err
+
+
+def test_a_model_that_does_not_fit_the_data_is_one_line(user_files, capsys):
+    (user_files / "wrong.py").write_text("from torch import nn\ndef make():\n    return nn.Linear(5, 3)\n")
+    _fails(["--data", str(user_files / "data.npz"), "--model", f"{user_files / 'wrong.py'}:make",
+            "--output", str(user_files / "o")], capsys, "does not run on the data's inputs of shape (6,)")

@@ -15,6 +15,9 @@ import logging
 import time
 from pathlib import Path
 
+#: Files ``AnalysisResult.write_report`` may write into ``--output``.
+REPORT_FILES = ("report.md", "table.csv", "graphs.pt", "label_variation.png", "latent_graphs.png")
+
 HELP = "train a small CNN on digits (or load your model) and report how its layers separate the classes"
 
 log = logging.getLogger("latentgraph.analyze")
@@ -54,6 +57,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                       help="CPU threads for PyTorch; 1 is often faster on a busy machine (default: PyTorch's)")
     run_.add_argument("--output", default="latentgraph-report", metavar="DIR", help="report folder (default: %(default)s)")
     run_.add_argument("--no-plots", dest="plots", action="store_false", help="skip the two figures")
+    run_.add_argument("--overwrite", action="store_true",
+                      help="replace report files in --output that latentgraph did not write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from ..seed import seed_everything
+    from ..outputs import prepare_output
 
     for name in ("k", "batch_size", "batches", "epochs", "threads"):
         low = 0 if name == "epochs" else 1
@@ -74,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    manifest = prepare_output(args.output, REPORT_FILES, args.overwrite)  # before any work
     seed_everything(args.seed)
 
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint)
@@ -123,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
              len(result.layers), args.batches, args.batch_size, time.perf_counter() - start)
     print(result.format_table())
     files = result.write_report(args.output, info=info, plots=args.plots)
+    manifest.record(path.name for path in files.values())
     for kind, path in files.items():
         log.info("wrote %-14s %s", kind, path)
     return 0
@@ -223,7 +231,23 @@ def build_model(spec: str | None, x, y):
                          f"build the model without arguments") from error
     if not isinstance(model, nn.Module):
         raise TypeError(f"--model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
+    check_model_runs(model, x, spec)
     return model, spec
+
+
+def check_model_runs(model, x, spec: str) -> None:
+    """One clear error, before any training, for a ``--model`` that does not run on the data."""
+    import torch
+
+    from ..eval.accuracy import eval_mode
+
+    try:
+        with eval_mode(model), torch.no_grad():
+            model(x[:2].to(next((t.device for t in model.parameters()), x.device)))
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:  # shape mismatches, wrong dtypes
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"--model: {spec} does not run on the data's inputs of shape {tuple(x.shape[1:])} "
+                         f"({type(error).__name__}: {first[:200]})") from None
 
 
 def held_out_accuracy(model, x, y, device) -> float | None:

@@ -35,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace files in --output that latentgraph did not write")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from ..viz import save_saliency_overlays
     from ..seed import seed_everything
     from ..train import fit
+    from ..outputs import prepare_output
     from ..train.checkpoint import save_atomic
     from .analyze import build_model, load_checkpoint_option, load_data, resolve_device
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs < 0:
         raise ValueError(f"--epochs must be at least 0, got {args.epochs}")
     device = resolve_device(args.device)
+    manifest = prepare_output(args.output, ("model.pt", "saliency.png", "saliency.npz"), args.overwrite)
     seed_everything(args.seed)
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.images, args.seed,
                                                             holdout=not args.checkpoint)
@@ -71,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         fit(model, make_loader(x_train, y_train, batch_size=64, shuffle=True, seed=args.seed),
             epochs=args.epochs, lr=1e-3, device=device, seed=args.seed, progress=False)
         weights = save_atomic(model.state_dict(), out / "model.pt")
+        manifest.record(["model.pt"])
         log.info("saved the trained weights to %s (reuse them with --checkpoint)", weights)
     model.eval()
     # one image per class first, then the next ones in order
@@ -90,5 +95,6 @@ def run(args: argparse.Namespace) -> int:
     arrays = write_atomic(out / "saliency.npz", lambda f: np.savez(
         f, x=x.cpu().numpy(), y=y.numpy(), predicted=predicted.numpy(),
         fullgrad=maps.cpu().numpy(), gradient_times_input=baseline.cpu().numpy()))
+    manifest.record(["saliency.png", "saliency.npz"])
     print(f"{name} maps of {len(y)} images from {data_name} with {model_name}: {figure}, {arrays}")
     return 0
