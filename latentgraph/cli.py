@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "analyze": "latentgraph.commands.analyze",
     "train": "latentgraph.commands.train",
     "saliency": "latentgraph.commands.saliency",
+    "zoo": "latentgraph.commands.zoo",
+    "rank": "latentgraph.commands.rank",
 }
 
 #: Exit status for a run stopped by bad input (argparse uses the same).

@@ -1,0 +1,41 @@
+"""Scatter plots of a measure against the generalization gap, one panel per
+hyperparameter, coloured by its value (matplotlib's object API; no global
+state is touched)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..atomic import save_figure
+
+
+def scatter_by_hyperparameter(rows: Sequence[dict], spec: str, hparams: Sequence[str],
+                              path: str | os.PathLike) -> Path:
+    """Save a figure with one panel per hyperparameter: ``spec`` (x) against
+    the gap (y) for every model, coloured by that hyperparameter's value."""
+    from matplotlib.figure import Figure
+
+    panels = max(1, len(hparams))
+    columns = min(4, panels)
+    lines = (panels + columns - 1) // columns
+    fig = Figure(figsize=(3.2 * columns, 2.8 * lines), layout="constrained")
+    axes = fig.subplots(lines, columns, squeeze=False).ravel()
+    x = [r[spec] for r in rows]
+    y = [100 * r["gap"] for r in rows]
+    for ax, name in zip(axes, hparams or [None]):
+        if name is None:
+            ax.scatter(x, y, s=12)
+        else:
+            values = sorted({r[name] for r in rows})
+            for i, value in enumerate(values):
+                chosen = [j for j, r in enumerate(rows) if r[name] == value]
+                ax.scatter([x[j] for j in chosen], [y[j] for j in chosen], s=12, color=f"C{i}",
+                           label=f"{value:g}" if isinstance(value, (int, float)) else str(value))
+            ax.legend(title=name, fontsize=7, title_fontsize=7, loc="best")
+        ax.set_xlabel(spec, fontsize=7)
+        ax.set_ylabel("gap (points)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(hparams or [None]):]:
+        ax.set_visible(False)
+    return save_figure(fig, path, dpi=90)
