@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = {
     "to_networkx": "latentgraph.gsp",
     "to_pygsp": "latentgraph.gsp",
     "total_variation": "latentgraph.gsp",
+    "complexity": "latentgraph.generalization",
     "FullJacobian": "latentgraph.jacobian",
     "full_jacobian": "latentgraph.jacobian",
     "fullgrad": "latentgraph.jacobian",
@@ -46,7 +47,7 @@ _LAZY: dict[str, str] = {
 }
 
 #: Subpackages reachable as attributes (``lg.losses``), imported on first use.
-_SUBMODULES = ("data", "losses", "models", "robustness", "train")
+_SUBMODULES = ("data", "generalization", "losses", "models", "robustness", "train")
 
 __all__ = ["Activations", "capture", "layer_names", *sorted(_LAZY), *_SUBMODULES]
 

@@ -10,7 +10,7 @@ whose hyperparameters vary; :func:`kendall_tau`, :func:`granulated_tau` and
 :func:`conditional_mutual_information` say how well a measure ranks them;
 :func:`rank_zoo` does it all for a zoo. See docs/generalization.md.
 """
-from . import clustering, flatness, norms, output, variation  # noqa: F401  (register the measures)
+from . import variation, output, norms, flatness, clustering  # noqa: F401, I001  (registers the measures, in table order)
 from .networks import ZooNet
 from .ranking import conditional_mutual_information, granulated_tau, kendall_tau
 from .registry import MEASURES, Context, Measure, complexity, register

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from ..device import model_device
 from ..validation import check_features, check_labels
 
 
@@ -93,12 +94,6 @@ class Context:
             return torch.cat([self.model(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for tensor in (*model.parameters(), *model.buffers()):
-        return tensor.device
-    return torch.device("cpu")
-
-
 def complexity(model: nn.Module, x: Tensor, y: Tensor, measure: str = "label_variation", *, seed: int = 0,
                max_samples: int | None = 500, **options: object) -> float:
     r"""Complexity of a trained ``model`` from its training data: higher
@@ -158,7 +153,7 @@ def complexity(model: nn.Module, x: Tensor, y: Tensor, measure: str = "label_var
     if max_samples is not None and x.shape[0] > max_samples:
         keep = torch.randperm(x.shape[0], generator=generator)[:max_samples].sort().values.to(x.device)
         x, y = x[keep], y[keep]
-    device = _model_device(model)
+    device = model_device(model)
     x, y = x.to(device), y.to(device)
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]

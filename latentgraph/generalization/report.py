@@ -170,7 +170,7 @@ def write_report(data: ZooMeasurements, table: list[dict], output: str | os.Path
             + ", ".join(f"`{s}` {data.seconds[s]:.1f}" for s in shown) + "\n")
     files["markdown"] = write_text(out / f"{name}.md", text)
     if plots:
-        from .plots import scatter_by_hyperparameter
+        from ..viz.generalization import scatter_by_hyperparameter
 
         for spec in shown:
             stem = spec.replace(":", "__").replace(",", "_").replace("=", "-")
