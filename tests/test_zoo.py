@@ -1,6 +1,7 @@
 """Model zoos: configs, training to a criterion, resuming model by model, and
 the `zoo` / `rank` commands on a zoo of a few tiny models written here."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +9,9 @@ import torch
 from latentgraph.cli import main
 from latentgraph.generalization import load_zoo, load_zoo_config, train_zoo
 from latentgraph.generalization.report import measure_zoo, parse_spec, rank_measures
-from latentgraph.generalization.zoo import noisy_labels
+from latentgraph.generalization.zoo import HYPERPARAMETERS, noisy_labels
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "zoo"
 
 TINY = {"name": "tiny", "data": "digits", "model": "mlp", "seed": 0, "stop_loss": 1.0, "max_epochs": 2,
         "grid": {"width": [4, 8], "label_noise": [0.0, 0.2], "lr": [0.01]}}
@@ -65,6 +68,12 @@ def test_zoo_config_errors_name_the_key(tmp_path):
         load_zoo_config(bad)
     with pytest.raises(ValueError, match="has no option 'k'"):
         parse_spec("margin:k=3")
+
+
+@pytest.mark.parametrize("name", ["digits", "mnist5k", "cifar10"])
+def test_shipped_zoo_configs_parse(name):
+    config = load_zoo_config(CONFIGS / f"{name}.yaml")
+    assert len(config.points()) >= 48 and set(config.grid) == set(HYPERPARAMETERS)
 
 
 def test_noisy_labels_flip_the_asked_share_to_other_classes():

@@ -28,6 +28,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--select", action="store_true",
                         help="also search latent-graph options on this zoo; write the best (by τ) to OUTPUT/chosen.yaml")
     parser.add_argument("--chosen", metavar="FILE", help="chosen.yaml of another zoo: evaluate its options here")
+    parser.add_argument("--reference", default="davies_bouldin_mixup", metavar="SPEC",
+                        help="measure the paired Δτ is taken against (default: %(default)s, the PGDL winner)")
     parser.add_argument("--converged-only", action="store_true", help="rank only models that reached the loss criterion")
     parser.add_argument("--max-samples", type=int, default=500, help="training samples per measure (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the samples and random draws (default: %(default)s)")
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.converged_only:
         zoo.models = [m for m in zoo.models if m.record["converged"]]
     specs = list(args.measures or DEFAULT_SPECS)
-    for spec in specs:
+    for spec in (*specs, args.reference):
         parse_spec(spec)  # fail before any work
     if args.chosen:
         chosen = yaml.safe_load(Path(args.chosen).read_text(encoding="utf-8"))
@@ -71,14 +73,16 @@ def run(args: argparse.Namespace) -> int:
         log.info("measured model %d/%d", index + 1, count)
 
     data = measure_zoo(zoo, specs + candidates, seed=args.seed, max_samples=args.max_samples, progress=report)
-    table = rank_measures(data)
+    table = rank_measures(data, reference=args.reference, seed=args.seed)
     by_spec = {row["measure"]: row for row in table}
     title = f"{zoo.config.name}: ranking"
-    files = write_report(data, [by_spec[s] for s in specs], output, plots=args.plots, title=title)
+    files = write_report(data, [by_spec[s] for s in specs], output, plots=args.plots, title=title,
+                         reference=args.reference)
     if args.select:
         searched = [by_spec[s] for s in candidate_specs()]
         files.update({f"candidates {k}": v for k, v in write_report(
-            data, searched, output, plots=False, title=f"{zoo.config.name}: option search", name="candidates").items()})
+            data, searched, output, plots=False, title=f"{zoo.config.name}: option search", name="candidates",
+            reference=args.reference).items()})
         best: dict[str, str] = {}
         for row in searched:
             base = row["measure"].partition(":")[0]
