@@ -21,6 +21,9 @@ def _plots(tmp_path):
         "save_saliency_overlays": lambda: viz.save_saliency_overlays(torch.rand(2, 1, 6, 6),
                                                                      {"map": torch.rand(2, 1, 6, 6)},
                                                                      tmp_path / "s.png"),
+        "scatter_by_hyperparameter": lambda: viz.scatter_by_hyperparameter(
+            [{"m": 0.1 * i, "gap": 0.01 * i, "width": 8 + 8 * (i % 2)} for i in range(4)], "m", ["width"],
+            tmp_path / "m.png"),
         "report": lambda: result.write_report(tmp_path / "report"),
     }
 

@@ -22,6 +22,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", required=True, metavar="FILE", help="YAML zoo configuration (configs/zoo/)")
     parser.add_argument("--output", required=True, metavar="DIR", help="zoo folder; an existing one is resumed")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N new models")
+    parser.add_argument("--reverse", action="store_true",
+                        help="train in the reverse order: a second process on the same --output meets the first halfway")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1... (default: cuda if available)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch (default: PyTorch's)")
 
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
                  record["epochs"], record["train_loss"], "" if record["converged"] else " (not converged)",
                  record["train_acc"], record["test_acc"], record["seconds"])
 
-    out = train_zoo(config, args.output, device=device, limit=args.limit, progress=report)
+    out = train_zoo(config, args.output, device=device, limit=args.limit, progress=report,
+                    reverse=args.reverse)
     print(f"wrote {out}")
     return 0

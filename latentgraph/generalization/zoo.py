@@ -338,7 +338,8 @@ def train_one(config: ZooConfig, hparams: Mapping, seed: int, data: tuple[Tensor
 
 
 def train_zoo(config: ZooConfig, output: str | os.PathLike, device: torch.device | str = "cpu",
-              limit: int | None = None, progress: Callable[[int, int, dict], None] | None = None) -> Path:
+              limit: int | None = None, progress: Callable[[int, int, dict], None] | None = None,
+              reverse: bool = False) -> Path:
     """Train every model of ``config`` not yet in ``output`` (resuming model
     by model, in a seeded order so that an unfinished zoo is a random part
     of the whole) and return the folder.
@@ -346,7 +347,9 @@ def train_zoo(config: ZooConfig, output: str | os.PathLike, device: torch.device
     Writes ``output/zoo.json`` (the config) and, per model,
     ``models/<id>/weights.pt``, ``init.pt`` and ``record.json`` (last, each
     atomically: a model is done when its record exists). ``limit`` stops after
-    that many new models. A folder holding another zoo's config is a
+    that many new models. ``reverse`` walks the order backwards, so that a
+    second process on the same folder meets the first in the middle (a model
+    both happen to train is written twice, identically: same seed). A folder holding another zoo's config is a
     :class:`ValueError`.
     """
     out = Path(output)
@@ -360,6 +363,8 @@ def train_zoo(config: ZooConfig, output: str | os.PathLike, device: torch.device
     trained = 0
     # a seeded order, so that the models finished so far are a random part of the zoo
     order = torch.randperm(len(points), generator=torch.Generator().manual_seed(config.seed + 1)).tolist()
+    if reverse:
+        order.reverse()
     for index in order:
         hparams = points[index]
         folder = out / "models" / f"m{index:03d}"
