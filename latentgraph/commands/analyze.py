@@ -256,15 +256,10 @@ def held_out_accuracy(model, x, y, device) -> float | None:
     import torch
 
     from ..data import make_loader
-    from ..train import evaluate
+    from ..eval import eval_mode, evaluate
 
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:2].to(device))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        out = model(x[:2].to(device))
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] <= int(y.max()):
         return None
     return evaluate(model, make_loader(x, y, batch_size=512, shuffle=False), device=device)

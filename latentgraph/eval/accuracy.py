@@ -20,6 +20,10 @@ from latentgraph.validation import check_int
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
     """Put ``model`` in eval mode, then restore each submodule's own ``training`` flag.
 
+    Restoring only ``model.training`` (``model.train(was_training)``) would
+    switch a sub-module the user had put in eval mode (a frozen backbone) back
+    to training mode; this restores every flag as it was.
+
     Example:
         >>> model = nn.Sequential(nn.Linear(2, 2), nn.Dropout())
         >>> model[1].eval()
@@ -30,13 +34,35 @@ def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
         >>> model.training, model[1].training
         (True, False)
     """
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
+    with _mode(model, False):
         yield model
+
+
+@contextmanager
+def train_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put ``model`` in training mode, then restore each submodule's own ``training`` flag.
+
+    Example:
+        >>> model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).eval()
+        >>> with train_mode(model):
+        ...     model[1].training
+        True
+        >>> model[1].training
+        False
+    """
+    with _mode(model, True):
+        yield model
+
+
+@contextmanager
+def _mode(model: nn.Module, training: bool) -> Iterator[None]:
+    flags = [(module, module.training) for module in model.modules()]
+    model.train(training)
+    try:
+        yield
     finally:
-        for module, training in flags:
-            module.training = training
+        for module, flag in flags:
+            module.training = flag
 
 
 def batch_slices(n: int, batch_size: int) -> Iterator[slice]:
@@ -83,8 +109,8 @@ def evaluate(model: nn.Module, loader: Iterable[Sequence[Tensor]], device: torch
 
     .. math:: \mathrm{acc} = \frac{1}{N}\sum_i [\arg\max_c f(x_i)_c = y_i]
 
-    The model runs in eval mode under :func:`torch.no_grad`; its previous
-    train/eval mode is restored afterwards. Batches are ``(x, y, ...)``.
+    The model runs in eval mode under :func:`torch.no_grad`; the train/eval
+    flag of the model and of each sub-module is restored afterwards. Batches are ``(x, y, ...)``.
 
     Args:
         model (nn.Module): a classifier returning ``B×C`` logits.
@@ -99,10 +125,8 @@ def evaluate(model: nn.Module, loader: Iterable[Sequence[Tensor]], device: torch
         0.6666666666666666
     """
     device = model_device(model) if device is None else torch.device(device)
-    was_training = model.training
-    model.eval()
     correct, total = 0, 0
-    try:
+    with eval_mode(model):
         for batch in loader:
             x, y = to_device(batch[0], device), to_device(batch[1], device)
             logits = model(x)
@@ -112,8 +136,6 @@ def evaluate(model: nn.Module, loader: Iterable[Sequence[Tensor]], device: torch
                 )
             correct += int((logits.argmax(dim=1) == y).sum())
             total += int(y.shape[0])
-    finally:
-        model.train(was_training)
     if total == 0:
         raise ValueError("`loader` yielded no samples")
     return correct / total

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgraph.capture import capture, layer_names
+from latentgraph.eval.accuracy import eval_mode
 from latentgraph.eval.report import STATS, AnalysisResult, LayerStats
 from latentgraph.graphs import latent_graph, resolve_similarity
 from latentgraph.gsp import label_variation
@@ -68,7 +69,8 @@ def analyze(
     A batch with one class gives 0; a node without edges adds nothing.
 
     Args:
-        model (torch.nn.Module): the network; its mode is restored afterwards.
+        model (torch.nn.Module): the network; its train/eval flags (each
+            sub-module's) are restored afterwards.
         x (Tensor): inputs, ``N×…``, finite floats.
         y (Tensor): integer labels, shape ``[N]``.
         layers (list[str] or str, optional): module names, or one name, (see
@@ -127,28 +129,23 @@ def analyze(
     stats: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STATS} for name in layers}
     graphs: dict[str, list[Data]] = {name: [] for name in layers}
     batches = _draw_batches(n, batch_size, num_batches, seed)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for done, index in enumerate(batches, start=1):
-                xb, yb = x[index].to(device), y[index].to(device)
-                with capture(model, modules, detach=True) as acts:
-                    model(xb)
-                silent = [name for name in modules if name not in acts]
-                if silent:
-                    raise ValueError(f"`layers`: {', '.join(map(repr, silent))} never ran in the model's forward")
-                features = {name: xb if name == INPUT else acts[name] for name in layers}
-                for name, g in latent_graph(features, yb, k=k, similarity=similarity, normalize=normalize).items():
-                    dims[name] = g.x.shape[1]
-                    similarities[name] = resolve_similarity(g.x, similarity)
-                    for stat, value in _graph_stats(g, yb).items():
-                        stats[name][stat].append(value)
-                    graphs[name].append(g.cpu())
-                if progress is not None:
-                    progress(done, len(batches))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        for done, index in enumerate(batches, start=1):
+            xb, yb = x[index].to(device), y[index].to(device)
+            with capture(model, modules, detach=True) as acts:
+                model(xb)
+            silent = [name for name in modules if name not in acts]
+            if silent:
+                raise ValueError(f"`layers`: {', '.join(map(repr, silent))} never ran in the model's forward")
+            features = {name: xb if name == INPUT else acts[name] for name in layers}
+            for name, g in latent_graph(features, yb, k=k, similarity=similarity, normalize=normalize).items():
+                dims[name] = g.x.shape[1]
+                similarities[name] = resolve_similarity(g.x, similarity)
+                for stat, value in _graph_stats(g, yb).items():
+                    stats[name][stat].append(value)
+                graphs[name].append(g.cpu())
+            if progress is not None:
+                progress(done, len(batches))
     settings = {"k": k, "similarity": similarity, "normalize": normalize,
                 "batch_size": batch_size, "num_batches": num_batches, "seed": seed}
     return AnalysisResult(

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from latentgraph.device import model_device, to_device
+from latentgraph.eval.accuracy import train_mode
 
 
 @torch.no_grad()
@@ -18,7 +19,7 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any, device: str | torch.dev
     tracks running statistics is reset and switched to a cumulative average
     (``momentum=None``), the model runs in train mode without gradients on
     every batch's input (``batch[0]`` of a tuple/list batch), and momentum
-    and train/eval mode are restored. The result is the mean over batches
+    and the train/eval flag of every sub-module are restored. The result is the mean over batches
     of the batch mean and of the unbiased batch variance. Other layers run
     in train mode too (dropout is active but changes no state).
 
@@ -45,20 +46,18 @@ def recalibrate_batchnorm(model: nn.Module, loader: Any, device: str | torch.dev
         return []
     device = model_device(model) if device is None else torch.device(device)
     momenta = [m.momentum for m in norms]
-    was_training = model.training
     for m in norms:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
     try:
-        seen = 0
-        for batch in loader:
-            model(to_device(batch[0] if isinstance(batch, (list, tuple)) else batch, device))
-            seen += 1
+        with train_mode(model):
+            seen = 0
+            for batch in loader:
+                model(to_device(batch[0] if isinstance(batch, (list, tuple)) else batch, device))
+                seen += 1
         if seen == 0:
             raise ValueError("`loader` yielded no batches to re-estimate the BatchNorm statistics on")
     finally:
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
-        model.train(was_training)
     return norms

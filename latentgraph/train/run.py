@@ -19,6 +19,7 @@ from ..outputs import check_output_dir
 from .config import MethodConfig, ModelConfig, TrainConfig, parse_config
 from .distributed import barrier, get_world_size, is_main_process
 from ..device import model_device
+from ..eval.accuracy import eval_mode
 from .trainer import Trainer
 
 log = logging.getLogger("latentgraph.train")
@@ -30,15 +31,11 @@ MODEL_FILE = "model.pt"
 def _check_outputs(network: nn.Module, example: torch.Tensor, classes: Optional[int], where: str, data: str) -> None:
     """A clear error, before training, for a network that does not run on the data or (``classes``
     given) outputs fewer logits than there are labels."""
-    was_training = network.training
-    network.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(network), torch.no_grad():
             out = network(example[:2].to(model_device(network)))
     except RuntimeError as error:
         raise ValueError(f"{where} does not run on {data} inputs of shape {tuple(example.shape[1:])}: {error}") from None
-    finally:
-        network.train(was_training)
     if classes is not None and (not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] < classes):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ValueError(f"{where} must output one logit per class, B×{classes} for the labels 0..{classes - 1} of "

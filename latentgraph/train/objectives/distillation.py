@@ -9,6 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.capture import capture
+from latentgraph.device import model_device
+from latentgraph.eval.accuracy import eval_mode
 from latentgraph.losses.baselines import (
     AttentionTransferLoss,
     KDLoss,
@@ -67,23 +69,21 @@ def teacher_agreement(student: nn.Module, teacher: nn.Module, loader: Any) -> fl
     """Fraction of samples on which ``student`` and ``teacher`` predict the same class.
 
     Both networks are evaluated in eval mode on ``loader``'s inputs (batches
-    ``(x, y, ...)``); the student's mode is restored afterwards.
+    ``(x, y, ...)``); the train/eval flag of each of their sub-modules is
+    restored afterwards.
 
     Example:
         >>> net = nn.Linear(3, 2)
         >>> teacher_agreement(net, net, [(torch.rand(5, 3), torch.zeros(5))])
         1.0
     """
-    was_training = student.training
-    student.eval()
-    teacher.eval()
     same = total = 0
-    device = next(student.parameters()).device
-    for batch in loader:
-        x = batch[0].to(device)
-        same += int((student(x).argmax(1) == teacher(x).argmax(1)).sum())
-        total += x.shape[0]
-    student.train(was_training)
+    device = model_device(student)
+    with eval_mode(student), eval_mode(teacher):
+        for batch in loader:
+            x = batch[0].to(device)
+            same += int((student(x).argmax(1) == teacher(x).argmax(1)).sum())
+            total += x.shape[0]
     if total == 0:
         raise ValueError("`loader` yielded no samples")
     return same / total
@@ -215,10 +215,8 @@ class DistillationObjective(nn.Module):
                 "EGA's projection heads need the layer widths and the teacher head's classes: pass `student` "
                 "and `example_input`, or `student_dim`, `teacher_dim` and `num_classes` in the EGA options"
             )
-        was_training = student.training
-        student.eval()
-        options.setdefault("student_dim", _features_width(student, pair[0], example_input))
-        student.train(was_training)
+        with eval_mode(student):
+            options.setdefault("student_dim", _features_width(student, pair[0], example_input))
         options.setdefault("teacher_dim", _features_width(self.teacher, pair[1], example_input))
         with torch.no_grad():
             options.setdefault("num_classes", self.teacher(example_input).shape[1])
