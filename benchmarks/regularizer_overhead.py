@@ -35,12 +35,13 @@ import torch
 
 from latentgraph.atomic import write_text
 from latentgraph.models import SmallCNN
-from latentgraph.train.objectives import ClassificationObjective
 from latentgraph.train.objectives import (
+    ClassificationObjective,
     LabelVariationObjective,
     LaplacianSmoothnessObjective,
     ParsevalObjective,
 )
+from latentgraph.train.objectives.interface import term_weights, weighted_sum
 
 
 def objectives() -> dict[str, Callable]:
@@ -71,7 +72,7 @@ def measure(batch_size: int, width: int, rounds: int, warmup: int) -> dict[str, 
         runs[name] = (model, objective, torch.optim.Adam(model.parameters(), lr=1e-3))
 
     def step(model, objective, optimizer) -> None:
-        loss = sum(objective(model, (x, y)).values())
+        loss = weighted_sum(objective(model, (x, y)), term_weights(objective))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -44,7 +44,7 @@ METHODS = {
     "rkd": {"rkd": {"layers": ["pool"]}},
     "gkd": {"gkd": {"layers": BLOCKS}},
     "gkd_inter": {"gkd": {"layers": BLOCKS, "edges": "inter_class"}},
-    "ega": {"ega": {"layers": ["pool"]}},
+    "ega": {"ega": {"layers": ["pool"], "proj_dim": 256}},
 }
 
 FIELDS = ["setting", "method", "seed", "error", "agreement", "seconds", "cpu_seconds"]

@@ -220,3 +220,30 @@ def test_model_that_does_not_fit_the_data_fails_before_training(tmp_path, capsys
     err = capsys.readouterr().err
     assert message in err and "run.yaml" in err, err
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("method, term, option", [
+    ("{name: isometric, kwargs: {beta: 0.1, layer: fc1}, weights: {isometry: 2.0}}", "isometry", "beta"),
+    ("{name: distill, kwargs: {losses: {gkd: {weight: 25.0}}, layers: [block3]}, weights: {gkd: 2.0}}", "gkd",
+     "losses.gkd.weight"),
+])
+def test_a_weight_set_in_two_places_says_where_it_moved(method, term, option):
+    from latentgraph.models import SmallCNN, build_model as named
+    from latentgraph.train.build import build_objective
+
+    config = parse_config(yaml.safe_load(f"data: {{name: digits}}\nmodel: {{name: small_cnn}}\nmethod: {method}\n"
+                                         + ("teacher: {name: small_cnn}\n" if "distill" in method else "")))
+    model = named("mlp", in_features=64, hidden=[8], num_classes=10) if term == "isometry" else SmallCNN(width=4)
+    teacher = SmallCNN(width=4) if term == "gkd" else None
+    with pytest.raises(ValueError, match=rf"method.kwargs.{option} and by method.weights.{term}.*old effective"):
+        build_objective(config.method, model, teacher, torch.rand(2, 1, 8, 8))
+
+
+def test_a_weight_set_once_in_method_weights_replaces_the_default():
+    from latentgraph.models import SmallCNN
+    from latentgraph.train.build import build_objective
+
+    config = parse_config(yaml.safe_load("data: {name: digits}\nmodel: {name: small_cnn}\nteacher: {name: small_cnn}\n"
+                                         "method: {name: distill, kwargs: {layers: [block3]}, weights: {gkd: 2.0}}\n"))
+    objective = build_objective(config.method, SmallCNN(width=4), SmallCNN(width=4), torch.rand(2, 1, 8, 8))
+    assert objective.weights == {"gkd": 25.0} and config.method.weights == {"gkd": 2.0}

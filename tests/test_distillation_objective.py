@@ -54,8 +54,9 @@ def test_terms_equal_losses_on_the_named_layers():
         t3 = teacher.block3(t2)
         t_logits = teacher.head(teacher.pool(t3))
     assert torch.allclose(terms["ce"], F.cross_entropy(logits, y))
-    assert torch.allclose(terms["gkd"], 25.0 * GKDLoss()([s2, s3], [t2, t3]))
-    assert torch.allclose(terms["kd"], 0.5 * KDLoss()(logits, t_logits))
+    # raw terms; the λ's are the objective's weights, applied once by the trainer
+    assert torch.allclose(terms["gkd"], GKDLoss()([s2, s3], [t2, t3]))
+    assert torch.allclose(terms["kd"], KDLoss()(logits, t_logits))
     assert torch.allclose(terms["rkd"], RKDLoss()(s3, t3))
     assert objective.weights == {"gkd": 25.0, "kd": 0.5, "rkd": 1.0}
 
@@ -97,7 +98,7 @@ def test_trainer_runs_distillation_and_logs_agreement():
     teacher, student = _nets()
     x, y = _batch(24)
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
-    objective = DistillationObjective(teacher, {"gkd": {}, "ega": {}}, layers=["block3"],
+    objective = DistillationObjective(teacher, {"gkd": {}, "ega": {"proj_dim": 256}}, layers=["block3"],
                                       student=student, example_input=x[:2])
     trainer = Trainer(student, objective, lambda p: torch.optim.SGD(p, lr=0.05), progress=False)
     history = trainer.fit(loader, epochs=1, eval_loader=loader)
@@ -220,9 +221,20 @@ def test_embedding_methods_take_one_pair():
 
 def test_ega_heads_need_widths():
     with pytest.raises(ValueError, match="example_input"):
-        DistillationObjective(_nets()[0], {"ega": {}}, layers=["pool"])
+        DistillationObjective(_nets()[0], {"ega": {"proj_dim": 8}}, layers=["pool"])
     with pytest.raises(ValueError, match="num_classes"):  # widths alone leave the teacher head untrained
-        DistillationObjective(_nets()[0], {"ega": {"student_dim": 16, "teacher_dim": 32}}, layers=["pool"])
+        DistillationObjective(_nets()[0], {"ega": {"proj_dim": 8, "student_dim": 16, "teacher_dim": 32}},
+                              layers=["pool"])
+
+
+def test_ega_proj_dim_default_is_the_loss_default():
+    """One default: the objective (256 before) and EGALoss (None) used to disagree."""
+    teacher = _nets()[0]
+    assert DistillationObjective(teacher, {"ega": {}}, layers=["pool"]).criteria["ega"].proj_dim is None
+    assert EGALoss().proj_dim is None
+    heads = DistillationObjective(teacher, {"ega": {"student_dim": 3, "teacher_dim": 4, "num_classes": 10}},
+                                  layers=["pool"], proj_dim=6)
+    assert heads.criteria["ega"].proj_dim == 6  # the objective's proj_dim is a shortcut for EGA's option
 
 
 def test_bad_loss_option_and_weight():

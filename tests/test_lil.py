@@ -6,6 +6,7 @@ from latentgraph.data.toy import entangled_rings, noisy_torus
 from latentgraph.losses.isometry import IsometryLoss
 from latentgraph.models.lil import LILBlock, LILClassifier, StackedLIL
 from latentgraph.train.objectives.isometric import IsometricObjective, StackedIsometricObjective
+from latentgraph.train.objectives.interface import weighted_sum
 from latentgraph.train.objectives.registry import get_objective
 
 
@@ -84,7 +85,7 @@ def test_summed_objective_trains_each_level_on_its_own_loss():
     model = _stack()
     x, labels = torch.randn(8, 3), torch.tensor([[0, 0, 0], [0, 1, 1], [1, 2, 0], [1, 3, 1]] * 2)
     objective = StackedIsometricObjective(beta=10.0)
-    sum(objective(model, (x, labels)).values()).backward()
+    weighted_sum(objective(model, (x, labels)), objective.weights).backward()
     together = [p.grad.clone() for p in model.levels[0].parameters()]
     model.zero_grad(set_to_none=True)
     _level_loss(model.forward_levels(x)[0], labels[:, 0]).backward()
@@ -98,10 +99,12 @@ def test_stacked_objective_matches_hand_sum_and_reference_choice():
     levels = model.forward_levels(x)
     iso = IsometryLoss(scale=2.0)
     for reference, inputs in (("level", [lv.inputs for lv in levels]), ("data", [x] * 3)):
-        terms = StackedIsometricObjective(beta=0.5, scale=2.0, reference=reference)(model, (x, labels))
+        objective = StackedIsometricObjective(beta=0.5, scale=2.0, reference=reference)
+        terms = objective(model, (x, labels))
         ce = sum(F.cross_entropy(lv.logits, labels[:, b]) for b, lv in enumerate(levels))
-        expected = 0.5 * sum(iso(inputs[b], lv.features, labels[:, b]) for b, lv in enumerate(levels))
-        assert torch.allclose(terms["ce"], ce) and torch.allclose(terms["isometry"], expected)
+        expected = sum(iso(inputs[b], lv.features, labels[:, b]) for b, lv in enumerate(levels))
+        assert torch.allclose(terms["ce"], ce) and torch.allclose(terms["isometry"], expected)  # raw
+        assert objective.weights == {"isometry": 0.5}
 
 
 def test_isometric_objective_matches_hand_composition():
@@ -111,8 +114,8 @@ def test_isometric_objective_matches_hand_composition():
     objective = IsometricObjective(beta=0.1, scale=10.0)
     terms = objective(model, (x, y))
     assert torch.allclose(terms["ce"], F.cross_entropy(model(x), y))
-    assert torch.allclose(terms["isometry"], 0.1 * IsometryLoss(scale=10.0)(x, model.lil(x), y))
-    assert torch.allclose(objective.loss(model, x, y), terms["ce"] + terms["isometry"])
+    assert torch.allclose(terms["isometry"], IsometryLoss(scale=10.0)(x, model.lil(x), y))  # raw, β in weights
+    assert torch.allclose(objective.loss(model, x, y), terms["ce"] + 0.1 * terms["isometry"])
     assert get_objective("isometric") is IsometricObjective
     assert get_objective("stacked_isometric") is StackedIsometricObjective
 
@@ -199,7 +202,8 @@ def test_configs_build_the_papers_mnist_lil(path):
     x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1, 0, 1, 2, 2, 3, 3])
     terms = objective(model, (x, y))
     features = model.fc4(model.fc3(model.fc2(model.fc1(x.flatten(1)))))
-    assert torch.allclose(terms["isometry"], objective.beta * IsometryLoss(scale=10.0)(x, features, y))
+    assert torch.allclose(terms["isometry"], IsometryLoss(scale=10.0)(x, features, y))
+    assert objective.weights == {"isometry": objective.beta}
     assert objective.beta == float(path.stem.split("beta")[1])
 
 

@@ -199,10 +199,12 @@ def test_bias_jacobian_objective_terms():
     with torch.no_grad():  # a non-zero effective bias (at initialization it is exactly zero)
         model.block3[1].bias.uniform_(-1, 1)
     x, y = torch.rand(4, 1, 8, 8), torch.tensor([0, 1, 2, 3])
-    terms = BiasJacobianObjective(["block3.1"], weight=3.0)(model, (x, y))
+    objective = BiasJacobianObjective(["block3.1"], weight=3.0)
+    terms = objective(model, (x, y))
     fj = full_jacobian(model, x, target=y, layers=["block3.1"])
     assert torch.allclose(terms["ce"], F.cross_entropy(model(x), y))
-    assert torch.allclose(terms["bias_jacobian"], 3.0 * fj.bias_gradients["block3.1"].pow(2).sum((1, 2, 3)).mean())
+    assert torch.allclose(terms["bias_jacobian"], fj.bias_gradients["block3.1"].pow(2).sum((1, 2, 3)).mean())
+    assert objective.weights == {"bias_jacobian": 3.0}  # raw term; the trainer applies λ
     terms["bias_jacobian"].backward()
     assert model.block3[1].bias.grad.abs().sum() > 0
 
@@ -230,9 +232,10 @@ def test_jacobian_distill_matches_loss():
     s = full_jacobian(student, x, target=y, layers=["block2.1"])
     t = full_jacobian(teacher, x, target=y, layers=["block2.1"])
     expected = FullJacobianMatchingLoss(["block2.1"], ["block2.1"]).terms(s, t)
-    assert torch.allclose(terms["bias_jacobian"], 5.0 * expected["bias_jacobian"])
-    assert torch.allclose(terms["input_jacobian"], 2.0 * expected["input_jacobian"])
+    assert torch.allclose(terms["bias_jacobian"], expected["bias_jacobian"])  # raw terms
+    assert torch.allclose(terms["input_jacobian"], expected["input_jacobian"])
     assert torch.allclose(terms["output"], expected["output"])
+    assert objective.weights == {"output": 1.0, "input_jacobian": 2.0, "bias_jacobian": 5.0}
 
 
 def test_objective_bad_input():

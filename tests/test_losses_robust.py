@@ -243,21 +243,24 @@ def test_objectives_are_registered():
 
 def test_laplacian_smoothness_objective_weights_by_gamma_power():
     model, (x, y) = _cnn_batch()
-    terms = LaplacianSmoothnessObjective(gamma=0.5, power=2)(model, (x, y))
+    objective = LaplacianSmoothnessObjective(gamma=0.5, power=2)
+    terms = objective(model, (x, y))
     with lg.capture(model, relu_layer_names(model)) as acts:
         logits = model(x)
     reg = LaplacianSmoothnessLoss(power=2)(list(acts.values()), y)
-    assert torch.allclose(terms["smoothness"], 0.25 * reg)
+    assert torch.allclose(terms["smoothness"], reg) and objective.weights == {"smoothness": 0.25}  # raw term, γ^m
     assert torch.allclose(terms["ce"], nn.functional.cross_entropy(logits, y))
 
 
 def test_label_variation_objective_layer_and_cross_entropy():
     model, (x, y) = _cnn_batch()
-    terms = LabelVariationObjective(k=3, layer="pool", cross_entropy=True, weight=2.0)(model, (x, y))
+    objective = LabelVariationObjective(k=3, layer="pool", cross_entropy=True, weight=2.0)
+    terms = objective(model, (x, y))
     with lg.capture(model, ["pool"]) as acts:
         model(x)
     assert sorted(terms) == ["ce", "label_variation"]
-    assert torch.allclose(terms["label_variation"], 2.0 * LabelVariationLoss(k=3)(acts["pool"], y))
+    assert torch.allclose(terms["label_variation"], LabelVariationLoss(k=3)(acts["pool"], y))  # raw term
+    assert objective.weights == {"label_variation": 2.0}
 
 
 def test_parseval_objective_retracts_after_each_optimizer_step():

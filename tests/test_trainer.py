@@ -444,3 +444,37 @@ def test_recalibrate_batchnorm_averages_batch_statistics_and_restores_the_layers
     assert torch.allclose(model[1].running_var, expected_var, atol=1e-6)
     assert model[1].momentum == 0.3 and not model.training
     assert recalibrate_batchnorm(nn.Linear(2, 2), [torch.zeros(1, 2)]) == []
+
+
+# ------------------------------------------------------------------ λ applied once (issue 10, item 2)
+class _WeightedToy:
+    weights = {"b": 4.0}
+
+    def __call__(self, model, batch):
+        out = model(batch[0])
+        return {"a": out.mean() * 0 + 1.0, "b": out.pow(2).mean() * 0 + 2.0}
+
+
+def _toy_history(weights=None):
+    model = nn.Linear(3, 1)
+    data = TensorDataset(torch.randn(8, 3), torch.zeros(8))
+    trainer = Trainer(model, _WeightedToy(), lambda p: torch.optim.SGD(p, lr=0.0), weights=weights, progress=False,
+                      metrics={})
+    return trainer.fit(DataLoader(data, batch_size=4), epochs=1)[0]
+
+
+def test_objective_weights_are_applied_once_and_both_values_logged():
+    row = _toy_history()
+    assert row["train/a"] == 1.0 and row["train/b"] == 2.0  # raw
+    assert row["train/a/weighted"] == 1.0 and row["train/b/weighted"] == 8.0
+    assert row["train/loss"] == 1.0 + 4.0 * 2.0
+
+
+def test_trainer_weights_replace_the_objectives_not_multiply():
+    row = _toy_history({"b": 0.5})
+    assert row["train/b/weighted"] == 1.0 and row["train/loss"] == 1.0 + 0.5 * 2.0
+
+
+def test_a_zero_weight_still_logs_the_raw_term():
+    row = _toy_history({"b": 0.0})
+    assert row["train/b"] == 2.0 and row["train/b/weighted"] == 0.0

@@ -13,9 +13,11 @@ from torch import Tensor, nn
 
 from latentgraph.graphs.similarity import similarity_matrix, squared_distances
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
+from latentgraph.losses.registry import register_loss
 from latentgraph.validation import check_features, check_number, check_same_batch
 
 
+@register_loss("kd", inputs="logits", weight=1.0)  # Hinton et al.: T² KL, weight 1 next to CE
 class KDLoss(nn.Module):
     r"""Hinton et al. (2015) knowledge distillation on softened logits.
 
@@ -77,6 +79,7 @@ def _angles(x: Tensor) -> Tensor:
     return diff @ diff.transpose(1, 2)
 
 
+@register_loss("rkd", inputs="layers", weight=1.0, relational=True)  # Park et al.: the 25 / 50 weights are inside
 class RKDLoss(nn.Module):
     r"""Relational knowledge distillation, distance and angle terms (Park et al., 2019).
 
@@ -138,6 +141,7 @@ def attention_map(x: Tensor, p: int = 2) -> Tensor:
     return F.normalize(q, p=2, dim=1)
 
 
+@register_loss("at", inputs="layers", weight=1000.0)  # Zagoruyko & Komodakis: β = 1000
 class AttentionTransferLoss(nn.Module):
     r"""Activation-based attention transfer (Zagoruyko & Komodakis, 2017).
 
@@ -190,6 +194,7 @@ class AttentionTransferLoss(nn.Module):
         return f"p={self.p}"
 
 
+@register_loss("sp", inputs="layers", weight=3000.0, relational=True)  # Tung & Mori: γ = 3000
 class SimilarityPreservingLoss(nn.Module):
     r"""Similarity-preserving distillation (Tung & Mori, 2019).
 
@@ -219,6 +224,7 @@ class SimilarityPreservingLoss(nn.Module):
         return total
 
 
+@register_loss("pkt", inputs="embedding", weight=30000.0, relational=True)  # RepDistiller's PKT weight
 class PKTLoss(nn.Module):
     r"""Probabilistic knowledge transfer (Passalis & Tefas, 2018).
 

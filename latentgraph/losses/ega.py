@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.graphs.similarity import similarity_matrix
+from latentgraph.losses.registry import register_loss
 from latentgraph.validation import check_features, check_labels, check_same_batch
 
 
@@ -17,6 +18,7 @@ def _check_dim(value: object, name: str) -> int | None:
     return value
 
 
+@register_loss("ega", inputs="embedding", weight=1.0, relational=True, widths=True)  # Ma et al.: λ_EGA = 1
 class EGALoss(nn.Module):
     r"""Embedding Graph Alignment loss (Ma, Chen & Akata, 2022).
 
@@ -142,6 +144,11 @@ class EGALoss(nn.Module):
             raise ValueError(f"`teacher` has width {t.shape[1]} but the head expects teacher_dim={self.teacher_dim}")
         y = check_labels(y, t.shape[0], t.device)
         return F.cross_entropy(self.teacher_classifier(self.teacher_head(t)), y)
+
+    def auxiliary_terms(self, student: Tensor, teacher: Tensor, y: Tensor) -> dict[str, Tensor]:
+        """``{"teacher_ce": teacher_head_loss(teacher, y)}`` when the teacher head has its classifier
+        (``num_classes``), else nothing: the extra term the objective adds as ``"ega_teacher_ce"``."""
+        return {} if self.teacher_classifier is None else {"teacher_ce": self.teacher_head_loss(teacher, y)}
 
     def extra_repr(self) -> str:
         return (

@@ -6,11 +6,13 @@ from torch import Tensor, nn
 
 from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
+from latentgraph.losses.registry import register_loss
 from latentgraph.validation import check_choice, check_k, check_labels
 
 EDGES = ("all", "intra_class", "inter_class")
 
 
+@register_loss("gkd", inputs="layers", weight=25.0, relational=True, needs_labels=True)  # λ = 25, mean over 3 layers
 class GKDLoss(nn.Module):
     r"""Graph knowledge distillation (Lassance et al., 2020).
 

@@ -13,6 +13,7 @@ from ..models import MODELS
 from ..models import build_model as build_named_model
 from .config import DataConfig, MethodConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .objectives import get_objective
+from .objectives.interface import term_weights
 
 
 def build_model(config: ModelConfig, source: str = "<config>", key: str = "model") -> nn.Module:
@@ -64,6 +65,10 @@ def build_objective(config: MethodConfig, model: nn.Module, teacher: Optional[nn
                     source: str = "<config>") -> Any:
     """Instantiate the registered objective ``config.name`` with ``config.kwargs``.
 
+    A term's weight may be set in ``method.weights`` or by the objective's own
+    option (``method.kwargs``: ``beta``, ``losses.<name>.weight``, ...), not
+    both: that is a :class:`ValueError` saying where the weight moved.
+
     Constructor parameters named ``teacher``, ``student`` and
     ``example_input`` are filled in with the teacher network, the trained
     model and a small batch of training inputs when the objective takes them
@@ -77,9 +82,35 @@ def build_objective(config: MethodConfig, model: nn.Module, teacher: Optional[nn
         if name in accepted and name not in kwargs:
             kwargs[name] = value
     try:
-        return cls(**kwargs)
+        objective = cls(**kwargs)
     except TypeError as error:
         raise ValueError(f"{source}: bad method.kwargs for {config.name!r}: {error}") from None
+    _check_weights_set_once(config, objective, source)
+    return objective
+
+
+def _check_weights_set_once(config: MethodConfig, objective: Any, source: str) -> None:
+    """A term's weight lives in one place. Objectives once applied their own λ (``beta``,
+    ``losses.gkd.weight``, ...) and the trainer multiplied ``method.weights`` on top; now the
+    trainer applies one weight per term, so a config setting both gets an error saying where."""
+    defaults = term_weights(objective)
+    for term, path in getattr(objective, "weight_options", {}).items():
+        if term not in config.weights or not _has_option(config.kwargs, path):
+            continue
+        product = defaults.get(term, 1.0) * config.weights[term]
+        raise ValueError(
+            f"{source}: the weight of term {term!r} is set twice, by method.kwargs.{path} and by "
+            f"method.weights.{term}; they used to multiply, but the trainer now applies one weight per term: "
+            f"keep one of them (method.weights.{term}: {product:g} gives the old effective weight)"
+        )
+
+
+def _has_option(kwargs: Any, path: str) -> bool:
+    for key in path.split("."):
+        if not isinstance(kwargs, dict) or key not in kwargs:
+            return False
+        kwargs = kwargs[key]
+    return True
 
 
 def build_optimizer(config: OptimConfig) -> Callable[[list], torch.optim.Optimizer]:

@@ -24,7 +24,7 @@ from .distributed import (
 from .interrupt import interrupt_after_step
 from .metrics_log import MetricsLog
 from .objectives.classification import ClassificationObjective
-from .objectives.interface import MeasuredObjective, Objective, SteppedObjective
+from .objectives.interface import MeasuredObjective, Objective, SteppedObjective, term_weights, weighted_sum
 from .optimizer import assemble_optimizer, trainable_parameters
 
 log = logging.getLogger("latentgraph.train")
@@ -39,9 +39,13 @@ class Trainer:
     the device), minimizes
 
     .. math:: \mathcal{L} = \sum_{n \in \text{terms}} w_n \, \text{terms}[n]
-              \qquad (w_n = \text{weights.get}(n, 1))
 
-    and logs every term. After each epoch the per-term means over the epoch,
+    where the terms are raw (unweighted) and :math:`w_n` is ``weights[n]``
+    if given, else the objective's own default ``objective.weights[n]`` (the
+    paper's λ, β, γ), else 1: each weight is applied once, here. Every term
+    is logged twice, raw as ``train/<n>`` and weighted as
+    ``train/<n>/weighted``; ``train/loss`` is :math:`\mathcal{L}`. After
+    each epoch the per-term means over the epoch,
     the learning rate and, when ``eval_loader`` is given, every metric are
     appended to :attr:`history`, written to ``log_dir/metrics.csv`` (and to
     TensorBoard when it is installed) and logged.
@@ -85,9 +89,10 @@ class Trainer:
         scheduler (LRScheduler or callable, optional): stepped once per
             epoch; a function ``optimizer -> scheduler`` is called with the
             optimizer. (default: :obj:`None`)
-        weights (dict, optional): weight per term name; unnamed terms weigh
-            1. A name the objective never returns is an error at the first
-            step. (default: :obj:`None`)
+        weights (dict, optional): weight per term name, replacing the
+            objective's default for that term (not multiplying it); unnamed
+            terms keep the objective's weight, or 1. A name the objective
+            never returns is an error at the first step. (default: :obj:`None`)
         device (torch.device, optional): defaults to ``cuda:LOCAL_RANK``
             under ``torchrun`` with CUDA, else the model's device.
         checkpoint_dir (str, optional): folder for ``last.pt``.
@@ -119,7 +124,7 @@ class Trainer:
         ...                   lambda params: torch.optim.SGD(params, lr=0.1), progress=False)
         >>> history = trainer.fit(DataLoader(data, batch_size=8), epochs=2)
         >>> [row["step"] for row in history], sorted(history[0])
-        ([4, 8], ['epoch', 'lr', 'seconds', 'step', 'train/ce', 'train/loss'])
+        ([4, 8], ['epoch', 'lr', 'seconds', 'step', 'train/ce', 'train/ce/weighted', 'train/loss'])
     """
 
     def __init__(
@@ -283,10 +288,12 @@ class Trainer:
         if unknown:
             raise ValueError(f"weights given for terms the objective does not return: {', '.join(unknown)} "
                              f"(it returns {', '.join(terms)})")
-        loss = sum(self.weights.get(name, 1.0) * term.reshape(()) for name, term in terms.items())
-        values = torch.stack([loss.detach().float()] + [t.detach().float().reshape(()) for t in terms.values()])
-        values = values.tolist()
-        if not all(math.isfinite(v) for v in values):
+        weights = term_weights(self.objective, self.weights)
+        loss = weighted_sum(terms, weights)
+        raw = [t.detach().float().reshape(()) for t in terms.values()]
+        weighted = [weights.get(name, 1.0) * value for name, value in zip(terms, raw)]
+        values = torch.stack([loss.detach().float(), *raw, *weighted]).tolist()
+        if not all(math.isfinite(v) for v in values[:1 + len(raw)]):
             shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(terms, values[1:]))
             raise FloatingPointError(f"non-finite loss at step {self.step + 1}: {shown}")
         if not loss.requires_grad:
@@ -299,7 +306,7 @@ class Trainer:
             with torch.no_grad():
                 self.objective.after_step(self.model)
         self.step += 1
-        for name, value in zip(["loss", *terms], values):
+        for name, value in zip(["loss", *terms, *(f"{n}/weighted" for n in terms)], values):
             self._sums[name] = self._sums.get(name, 0.0) + value
         self._count += 1
 

@@ -1,10 +1,14 @@
 r"""What the :class:`~latentgraph.train.Trainer` asks of an objective, as :class:`typing.Protocol` s.
 
 An objective is any callable ``objective(model, batch) -> {name: scalar tensor}``
-(:class:`Objective`); the trainer sums the named terms with their weights and
-logs each one. Two hooks are optional, each its own protocol, checked with
-``isinstance``:
+(:class:`Objective`) returning raw, unweighted terms; the trainer sums them
+with their weights (:func:`weighted_sum`), applying each weight once, and logs
+the raw and the weighted value of each. Three parts are optional, each its
+own protocol, checked with ``isinstance``:
 
+* :class:`WeightedObjective` — ``weights``, the default weight of each term
+  (the papers' λ, β, γ; a term not named weighs 1), which the trainer's
+  ``weights`` override;
 * :class:`SteppedObjective` — ``after_step(model)``, called under
   :func:`torch.no_grad` right after every optimizer step (Parseval's
   retraction of the weights);
@@ -50,3 +54,37 @@ class MeasuredObjective(Objective, Protocol):
     """An objective with its own evaluation metrics."""
 
     def metrics(self, model: nn.Module, loader: Any) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class WeightedObjective(Objective, Protocol):
+    """An objective that declares the default weight of its terms."""
+
+    weights: Mapping[str, float]
+
+
+def term_weights(objective: Objective, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+    """The weight of each term: the objective's :attr:`~WeightedObjective.weights`,
+    replaced (not multiplied) by ``overrides``.
+
+    Example:
+        >>> class Toy:
+        ...     weights = {"a": 25.0, "b": 2.0}
+        ...     def __call__(self, model, batch):
+        ...         return {}
+        >>> term_weights(Toy(), {"b": 3.0})
+        {'a': 25.0, 'b': 3.0}
+    """
+    defaults = dict(objective.weights) if isinstance(objective, WeightedObjective) else {}
+    return {**defaults, **(overrides or {})}
+
+
+def weighted_sum(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    r""":math:`\sum_n w_n \, \text{terms}[n]` with :math:`w_n` = ``weights.get(n, 1)``.
+
+    Example:
+        >>> import torch
+        >>> weighted_sum({"ce": torch.tensor(2.0), "gkd": torch.tensor(0.5)}, {"gkd": 4.0})
+        tensor(4.)
+    """
+    return sum(weights.get(name, 1.0) * term.reshape(()) for name, term in terms.items())

@@ -1,6 +1,7 @@
 r"""Objectives of Locally Isometric Layers: cross-entropy plus
 :math:`\beta` times the isometry loss, for one block (``"isometric"``) or a
-hierarchical stack (``"stacked_isometric"``).
+hierarchical stack (``"stacked_isometric"``). The objectives return the raw
+terms; :math:`\beta` is in their :attr:`weights`, applied by the trainer.
 """
 from __future__ import annotations
 
@@ -11,10 +12,10 @@ from torch import Tensor, nn
 
 from latentgraph.capture import capture
 from latentgraph.losses.isometry import IsometryLoss
-from latentgraph.validation import check_choice, check_tensor
+from latentgraph.validation import check_choice, check_number, check_tensor
 
+from .interface import weighted_sum
 from .registry import register_objective
-from ...validation import check_number
 
 __all__ = ["IsometricObjective", "StackedIsometricObjective"]
 
@@ -31,11 +32,11 @@ class IsometricObjective:
     :math:`D_\Phi` those between the outputs of the module named
     :obj:`layer` and :math:`G` the same-class indicator
     (see :class:`~latentgraph.losses.isometry.IsometryLoss`). Returns the
-    terms ``{"ce": CE, "isometry": β·L_ISO}`` — :math:`\beta` is applied here,
-    the trainer's weights (default 1) multiply on top. The paper's MNIST
-    sweep is :math:`\beta \in \{0, 0.001, 0.01, 0.1, 1, 10\}`; with
-    :math:`\beta = 0` the term is still computed (and logged as 0) but gives
-    no gradient.
+    raw terms ``{"ce": CE, "isometry": L_ISO}``; :attr:`weights` is
+    ``{"isometry": β}``, which the trainer applies once (and logs the raw and
+    the weighted value). The paper's MNIST sweep is
+    :math:`\beta \in \{0, 0.001, 0.01, 0.1, 1, 10\}`; with :math:`\beta = 0`
+    the term is still computed and logged but gives no gradient.
 
     Args:
         beta (float): weight :math:`\beta \ge 0` of the isometry term. (default: :obj:`1.0`)
@@ -55,8 +56,12 @@ class IsometricObjective:
         ['ce', 'isometry']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"isometry": "beta"}
+
     def __init__(self, beta: float = 1.0, layer: str = "lil", scale: float = 1.0, scope: str = "class") -> None:
         self.beta = check_number(beta, "beta")
+        self.weights = {"isometry": self.beta}
         if not isinstance(layer, str) or not layer:
             raise ValueError(f"`layer` must be a module name, got {layer!r}")
         self.layer = layer
@@ -66,12 +71,12 @@ class IsometricObjective:
         x, y = batch[0], batch[1]
         with capture(model, [self.layer]) as acts:
             logits = model(x)
-        return {"ce": F.cross_entropy(logits, y), "isometry": self.beta * self.isometry(x, acts[self.layer], y)}
+        return {"ce": F.cross_entropy(logits, y), "isometry": self.isometry(x, acts[self.layer], y)}
 
     def loss(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-        """The summed objective as ``loss_fn(model, x, y)``, the loss the LIL
-        authors attacked (for :func:`latentgraph.robustness.fgsm` / ``pgd``)."""
-        return sum(self(model, (x, y)).values())
+        r"""The weighted objective :math:`\mathrm{CE} + \beta L_{ISO}` as ``loss_fn(model, x, y)``,
+        the loss the LIL authors attacked (for :func:`latentgraph.robustness.fgsm` / ``pgd``)."""
+        return weighted_sum(self(model, (x, y)), self.weights)
 
     def __repr__(self) -> str:
         return (
@@ -101,7 +106,8 @@ class StackedIsometricObjective:
     previous level is isometric within its classes; they differ when a level
     glues classes that an earlier level pulled apart.
 
-    Returns ``{"ce": Σ_b CE_b, "isometry": β Σ_b L_ISO,b}``.
+    Returns the raw terms ``{"ce": Σ_b CE_b, "isometry": Σ_b L_ISO,b}``;
+    :attr:`weights` is ``{"isometry": β}``.
 
     Args:
         beta (float): weight :math:`\beta \ge 0` (the paper uses 100 on the
@@ -119,8 +125,12 @@ class StackedIsometricObjective:
         ['ce', 'isometry']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"isometry": "beta"}
+
     def __init__(self, beta: float = 1.0, scale: float = 1.0, scope: str = "class", reference: str = "level") -> None:
         self.beta = check_number(beta, "beta")
+        self.weights = {"isometry": self.beta}
         self.isometry = IsometryLoss(scale=scale, scope=scope)
         self.reference = check_choice(reference, "reference", ("level", "data"))
 
@@ -139,7 +149,7 @@ class StackedIsometricObjective:
             ce = ce + F.cross_entropy(level.logits, y)
             reference = level.inputs if self.reference == "level" else x
             iso = iso + self.isometry(reference, level.features, y)
-        return {"ce": ce, "isometry": self.beta * iso}
+        return {"ce": ce, "isometry": iso}
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,6 @@ variance as effective bias (``full_jacobian(..., batch_statistics=True)``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +17,11 @@ from latentgraph.capture import capture
 from latentgraph.jacobian import bias_layer_names, full_jacobian
 from latentgraph.losses.baselines import AttentionTransferLoss
 from latentgraph.losses.jacobian import BiasJacobianPenalty, FullJacobianMatchingLoss
+from latentgraph.validation import check_number
 
-from .distillation import layer_name_pairs, teacher_agreement
+from .distillation import layer_name_pairs
 from .registry import register_objective
-from ...validation import check_number
+from .teacher import FrozenTeacherObjective
 
 __all__ = ["BiasJacobianObjective", "JacobianDistillationObjective"]
 
@@ -40,7 +40,8 @@ def _student_jacobian(model: nn.Module, x: Tensor, target: Tensor, layers: list[
 class BiasJacobianObjective(nn.Module):
     r"""Cross-entropy plus the bias-Jacobian norm of chosen layers.
 
-    Returns ``{"ce": CE, "bias_jacobian": λ · ‖f^b(x)‖²}`` where the penalty
+    Returns the raw terms ``{"ce": CE, "bias_jacobian": ‖f^b(x)‖²}``, and
+    :attr:`weights` ``{"bias_jacobian": λ}`` for the trainer to apply; the penalty
     (:class:`~latentgraph.losses.jacobian.BiasJacobianPenalty`) is taken for
     the output of the correct class (the paper's cheap approximation).
 
@@ -60,6 +61,9 @@ class BiasJacobianObjective(nn.Module):
         ['bias_jacobian', 'ce']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"bias_jacobian": "weight"}
+
     def __init__(self, layers: Sequence[str], weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(layers, str):
@@ -67,20 +71,20 @@ class BiasJacobianObjective(nn.Module):
         if not layers:
             raise ValueError("`layers` must name at least one bias layer")
         self.layers = list(layers)
-        self.weight = check_number(weight, "weight")
+        self.weights = {"bias_jacobian": check_number(weight, "weight")}
         self.penalty = BiasJacobianPenalty()
 
-    def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         fj = _student_jacobian(model, x, y, self.layers)
-        return {"ce": F.cross_entropy(fj.logits, y), "bias_jacobian": self.weight * self.penalty(fj)}
+        return {"ce": F.cross_entropy(fj.logits, y), "bias_jacobian": self.penalty(fj)}
 
     def extra_repr(self) -> str:
-        return f"layers={self.layers}, weight={self.weight:g}"
+        return f"layers={self.layers}, weight={self.weights['bias_jacobian']:g}"
 
 
 #: The rows of the paper's Table 2: method → matched terms (CE is always there).
-METHODS: Dict[str, tuple[str, ...]] = {
+METHODS: dict[str, tuple[str, ...]] = {
     "ce": (),
     "activation": ("output",),
     "input_jacobian": ("output", "input_jacobian"),
@@ -92,10 +96,11 @@ METHODS: Dict[str, tuple[str, ...]] = {
 
 
 @register_objective("jacobian_distill")
-class JacobianDistillationObjective(nn.Module):
+class JacobianDistillationObjective(FrozenTeacherObjective):
     r"""Distillation by matching outputs, input-Jacobians, bias-Jacobians and attention.
 
-    Returns ``{"ce": CE, term: λ_term · L_term, ...}`` for the terms of
+    Returns the raw terms ``{"ce": CE, term: L_term, ...}`` (their
+    :math:`\lambda_{term}` in :attr:`weights`, applied by the trainer) for the terms of
     ``method`` (see :data:`METHODS`, the rows of the paper's Table 2):
     ``output`` (squared error between logits, Ba & Caruana), ``input_jacobian``
     and ``bias_jacobian`` (the three terms of
@@ -103,7 +108,8 @@ class JacobianDistillationObjective(nn.Module):
     the correct class's output) and ``attention``
     (:class:`~latentgraph.losses.baselines.AttentionTransferLoss` on
     ``attention_layers``). The teacher is frozen, kept in eval mode and not a
-    sub-module (as in the ``distill`` objective).
+    sub-module (:class:`~latentgraph.train.objectives.teacher.FrozenTeacherObjective`,
+    as in the ``distill`` objective).
 
     Memory: the Jacobian methods keep the double-backward graph of the
     student until the step, about twice a plain step's activations.
@@ -135,22 +141,22 @@ class JacobianDistillationObjective(nn.Module):
         ['attention', 'bias_jacobian', 'ce', 'input_jacobian', 'output']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"output": "output_weight", "input_jacobian": "input_weight",
+                      "bias_jacobian": "bias_weight", "attention": "attention_weight"}
+
     def __init__(self, teacher: nn.Module, method: str = "full_jacobian+attention", layers: object = None,
                  attention_layers: object = None, output_weight: float = 1.0, input_weight: float = 1.0,
                  bias_weight: float = 1.0, attention_weight: float = 1000.0, normalize: bool = False) -> None:
-        super().__init__()
-        if not isinstance(teacher, nn.Module):
-            raise TypeError(f"`teacher` must be a torch.nn.Module, got {type(teacher).__name__}")
+        super().__init__(teacher)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")
         self.method, self.terms = method, METHODS[method]
-        teacher.eval()
-        teacher.requires_grad_(False)
-        self.__dict__["teacher"] = teacher  # frozen, never trained or saved
-        self.weights = {"output": check_number(output_weight, "output_weight"),
-                        "input_jacobian": check_number(input_weight, "input_weight"),
-                        "bias_jacobian": check_number(bias_weight, "bias_weight"),
-                        "attention": check_number(attention_weight, "attention_weight")}
+        given = {"output": check_number(output_weight, "output_weight"),
+                 "input_jacobian": check_number(input_weight, "input_weight"),
+                 "bias_jacobian": check_number(bias_weight, "bias_weight"),
+                 "attention": check_number(attention_weight, "attention_weight")}
+        self.weights = {term: given[term] for term in self.terms}
         for term, value, name in (("bias_jacobian", layers, "layers"),
                                   ("attention", attention_layers, "attention_layers")):
             if term in self.terms and value is None:
@@ -162,16 +168,9 @@ class JacobianDistillationObjective(nn.Module):
                                                  normalize=normalize)
         self.attention = AttentionTransferLoss()
 
-    def train(self, mode: bool = True) -> "JacobianDistillationObjective":
-        super().train(mode)
-        self.teacher.eval()
-        return self
-
-    def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
-        teacher = self.teacher.eval()
-        if next(teacher.parameters(), torch.empty(0, device=x.device)).device != x.device:
-            teacher.to(x.device)
+        teacher = self.frozen_teacher(x.device)
         jacobians = "input_jacobian" in self.terms
         s_att, t_att = [s for s, _ in self.attention_pairs], [t for _, t in self.attention_pairs]
         with capture(model, s_att) as s_acts:
@@ -195,13 +194,8 @@ class JacobianDistillationObjective(nn.Module):
             matched = {"output": (logits - t_logits).pow(2).sum(1).mean()}
         if "attention" in self.terms:
             matched["attention"] = self.attention([s_acts[n] for n in s_att], [t_acts[n] for n in t_att])
-        for name in self.terms:
-            terms[name] = self.weights[name] * matched[name]
+        terms.update({name: matched[name] for name in self.terms})
         return terms
-
-    def metrics(self, model: nn.Module, loader: Any) -> Dict[str, float]:
-        """``{"agreement": …}``: teacher–student decision agreement on ``loader``."""
-        return {"agreement": teacher_agreement(model, self.teacher, loader)}
 
     def extra_repr(self) -> str:
         return f"method={self.method!r}, pairs={self.pairs}, attention_pairs={self.attention_pairs}"

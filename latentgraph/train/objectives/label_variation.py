@@ -1,7 +1,7 @@
 r"""Label variation of the embedding graph as a training objective (``"label_variation"``,
 Lassance et al.); the loss is :class:`~latentgraph.losses.label_variation.LabelVariationLoss`.
 
-The weight :math:`w_{lv}` is applied here (the trainer's ``weights`` multiply on top, default 1).
+The objective returns the raw term; its weight :math:`w_{lv}` is in :attr:`weights`, applied by the trainer.
 """
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ class LabelVariationObjective:
     an embedding network and its output dimension is free) or the output of
     the module ``layer`` (then ``cross_entropy=True`` adds CE on the model's
     output, which must be logits). Terms: ``"label_variation"`` and, if asked,
-    ``"ce"``. See :class:`~latentgraph.losses.label_variation.LabelVariationLoss`
+    ``"ce"``, raw; :attr:`weights` is ``{"label_variation": w_lv}``. See :class:`~latentgraph.losses.label_variation.LabelVariationLoss`
     (a single-class batch gives 0).
 
     Args:
@@ -50,6 +50,9 @@ class LabelVariationObjective:
         ['label_variation']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"label_variation": "weight"}
+
     def __init__(self, k: Optional[int] = 10, similarity: str = "auto", normalize: bool = False,
                  normalized: bool = True, layer: Optional[str] = None, cross_entropy: bool = False,
                  weight: float = 1.0) -> None:
@@ -57,6 +60,7 @@ class LabelVariationObjective:
         self.layer = layer
         self.cross_entropy = bool(cross_entropy)
         self.weight = check_number(weight, "weight")
+        self.weights = {"label_variation": self.weight}
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
@@ -67,7 +71,7 @@ class LabelVariationObjective:
             with capture(model, [self.layer]) as acts:
                 out = model(x)
             features = acts[self.layer]
-        terms = {"label_variation": self.weight * self.loss(features, y)}
+        terms = {"label_variation": self.loss(features, y)}
         if self.cross_entropy:
             terms["ce"] = F.cross_entropy(out, y)
         return terms

@@ -28,8 +28,8 @@ class LaplacianSmoothnessObjective:
 
     (:class:`~latentgraph.losses.laplacian_smoothness.LaplacianSmoothnessLoss`). Official
     setting: :math:`\gamma = 0.01`, :math:`m = 2`, complete graph — a weight of
-    :math:`10^{-4}`. Terms: ``"ce"`` and ``"smoothness"`` (already multiplied
-    by :math:`\gamma^m`).
+    :math:`10^{-4}`. Terms: ``"ce"`` and ``"smoothness"``, raw;
+    :attr:`weights` is ``{"smoothness": γ^m}``, applied by the trainer.
 
     Args:
         gamma (float): :math:`\gamma`. (default: :obj:`0.01`)
@@ -53,12 +53,16 @@ class LaplacianSmoothnessObjective:
         ['ce', 'smoothness']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"smoothness": "gamma"}
+
     def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
         self.gamma = check_number(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
         self.layers = None if layers is None else list(layers)
         self.apply_relu = bool(apply_relu)
+        self.weights = {"smoothness": self.gamma ** self.loss.power}
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
@@ -67,7 +71,7 @@ class LaplacianSmoothnessObjective:
             logits = model(x)
         outputs = [F.relu(a) for a in acts.values()] if self.apply_relu else list(acts.values())
         reg = self.loss(outputs, y)
-        return {"ce": F.cross_entropy(logits, y), "smoothness": self.gamma ** self.loss.power * reg}
+        return {"ce": F.cross_entropy(logits, y), "smoothness": reg}
 
     def __repr__(self) -> str:
         return (f"LaplacianSmoothnessObjective(gamma={self.gamma}, {self.loss.extra_repr()}, layers={self.layers}, "

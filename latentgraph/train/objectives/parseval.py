@@ -28,7 +28,8 @@ class ParsevalObjective:
       :math:`\beta = 0.01`), applied by :meth:`after_step`, which the trainer
       calls right after every optimizer step, as in Cisse et al. (2017);
     * ``penalty`` :math:`w > 0`: a term
-      ``"parseval"`` :math:`= w \sum_W \lVert W W^\top - I\rVert_F^2`
+      ``"parseval"`` :math:`= \sum_W \lVert W W^\top - I\rVert_F^2` of weight
+      :math:`w` (in :attr:`weights`, applied by the trainer)
       (:class:`~latentgraph.losses.parseval.ParsevalPenalty`). For SGD with
       learning rate :math:`\eta`, a retraction :math:`\beta` equals a penalty
       :math:`w = \beta / (4\eta)`.
@@ -42,18 +43,22 @@ class ParsevalObjective:
         ['ce', 'parseval']
     """
 
+    #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
+    weight_options = {"parseval": "penalty"}
+
     def __init__(self, retraction: float = 0.01, penalty: float = 0.0) -> None:
         self.retraction = check_number(retraction, "retraction")
         if self.retraction > 1:
             raise ValueError(f"`retraction` must be in [0, 1], got {retraction}")
         self.penalty_weight = check_number(penalty, "penalty")
         self.penalty = ParsevalPenalty()
+        self.weights = {"parseval": self.penalty_weight} if self.penalty_weight > 0 else {}
 
     def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
         x, y = batch[0], batch[1]
         terms = {"ce": F.cross_entropy(model(x), y)}
         if self.penalty_weight > 0:
-            terms["parseval"] = self.penalty_weight * self.penalty(model)
+            terms["parseval"] = self.penalty(model)
         return terms
 
     def after_step(self, model: nn.Module) -> None:
