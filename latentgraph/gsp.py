@@ -192,47 +192,99 @@ def label_variation(g: GraphLike, y: Tensor | None = None, normalized: bool = Fa
     return torch.where(positive, sigma / torch.where(positive, total, torch.ones_like(total)), torch.zeros_like(total))
 
 
-def _dense(g: GraphLike) -> Tensor:
-    graph = _check_graph(g)
-    if isinstance(graph, Tensor):
-        return graph
-    edge_index, weight, num = graph
-    return weight.new_zeros(num, num).index_put_((edge_index[0], edge_index[1]), weight, accumulate=True)
+#: Above this many nodes, :func:`eigenmaps` of an edge-list graph uses the sparse eigensolver.
+SPARSE_EIGEN_NODES = 2048
+EIGEN_METHODS = ("auto", "dense", "sparse")
 
 
-def eigenmaps(g: GraphLike, dim: int = 2) -> Tensor:
+def eigenmaps(g: GraphLike, dim: int = 2, method: str = "auto") -> Tensor:
     r"""Laplacian eigenmaps (Belkin & Niyogi, 2003): node coordinates for drawing.
 
     Solves :math:`L u = \lambda D u` through the normalized Laplacian of the
     nodes that have edges and returns the ``dim`` generalized eigenvectors
     after the first (constant) one, as a detached :math:`B \times \text{dim}`
-    tensor. Isolated nodes are placed at the origin and left out of the
+    tensor; each coordinate's sign makes its largest entry (in magnitude)
+    positive. Isolated nodes are placed at the origin and left out of the
     eigenproblem (each would otherwise bring an eigenvalue 0 whose
     eigenvector, zero on every other node, would waste a coordinate).
     Coordinates beyond the number of non-isolated nodes minus one are 0.
+
+    Args:
+        g (Data or Tensor): an undirected graph.
+        dim (int): coordinates per node, in ``1..B-1``. (default: :obj:`2`)
+        method (str): ``"dense"`` (:func:`torch.linalg.eigh` of the
+            :math:`B \times B` matrix), ``"sparse"`` (Lanczos,
+            :func:`scipy.sparse.linalg.eigsh`, on the ``dim + 1`` largest
+            eigenvalues of :math:`D^{-1/2} A D^{-1/2}`: memory and time
+            proportional to the edges, never a dense :math:`B \times B`), or
+            ``"auto"``: sparse for a ``Data`` of more than
+            :data:`SPARSE_EIGEN_NODES` nodes, dense otherwise.
+            (default: :obj:`"auto"`)
 
     Example:
         >>> A = torch.ones(4, 4) - torch.eye(4)
         >>> eigenmaps(A, dim=2).shape
         torch.Size([4, 2])
     """
-    adj = _dense(g).detach().to(torch.float64)
-    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < adj.shape[0]:
-        raise ValueError(f"`dim` must be an int in 1..B-1 = 1..{adj.shape[0] - 1}, got {dim!r}")
-    coords = adj.new_zeros(adj.shape[0], dim)
+    check_choice(method, "method", EIGEN_METHODS)
+    graph = _check_graph(g)
+    num = graph.shape[0] if isinstance(graph, Tensor) else graph[2]
+    if isinstance(dim, bool) or not isinstance(dim, int) or not 1 <= dim < num:
+        raise ValueError(f"`dim` must be an int in 1..B-1 = 1..{num - 1}, got {dim!r}")
+    if method == "sparse" or (method == "auto" and not isinstance(graph, Tensor) and num > SPARSE_EIGEN_NODES):
+        coords = _sparse_eigenmaps(graph, num, dim)
+    else:
+        coords = _dense_eigenmaps(graph, num, dim)
+    peak = coords.abs().argmax(dim=0)  # a sign for each coordinate, the same whatever the solver
+    coords = coords * torch.where(coords.gather(0, peak[None, :]) < 0, -1.0, 1.0).to(coords.dtype)
+    return coords.to(torch.get_default_dtype())
+
+
+def _dense_eigenmaps(graph: tuple[Tensor, Tensor, int] | Tensor, num: int, dim: int) -> Tensor:
+    if isinstance(graph, Tensor):
+        adj = graph.detach().to(torch.float64)
+    else:
+        edge_index, weight, _ = graph
+        weight = weight.detach().to(torch.float64)
+        adj = weight.new_zeros(num, num).index_put_((edge_index[0], edge_index[1]), weight, accumulate=True)
+    coords = adj.new_zeros(num, dim)
     active = (adj.sum(dim=1) > 0).nonzero().flatten()
     if active.numel() > 1:
         sub = adj[active][:, active]
         found = min(dim, active.numel() - 1)
         _, vectors = torch.linalg.eigh(laplacian(sub, kind="normalized"))
         coords[active, :found] = _inv_sqrt(sub.sum(dim=1))[:, None] * vectors[:, 1 : found + 1]
-    return coords.to(torch.get_default_dtype())
+    return coords
 
 
-def _scipy_adjacency(g: GraphLike) -> sp.csr_matrix:
+def _sparse_eigenmaps(graph: tuple[Tensor, Tensor, int] | Tensor, num: int, dim: int) -> Tensor:
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import eigsh
+
+    adj = _scipy_adjacency(graph)
+    device = graph.device if isinstance(graph, Tensor) else graph[0].device
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    active = np.flatnonzero(deg > 0)
+    coords = np.zeros((num, dim))
+    if active.size > 1:
+        found = min(dim, active.size - 1)
+        dinv = 1.0 / np.sqrt(deg[active])
+        norm = sp.diags(dinv) @ adj[active][:, active] @ sp.diags(dinv)  # D^-1/2 A D^-1/2: spectrum in [-1, 1]
+        if found + 1 < active.size:
+            start = np.random.default_rng(0).uniform(0.5, 1.5, active.size)  # deterministic Lanczos start
+            values, vectors = eigsh(norm, k=found + 1, which="LA", v0=start)
+            vectors = vectors[:, np.argsort(-values)]
+        else:  # a handful of nodes: the full eigendecomposition is the cheaper one
+            vectors = np.linalg.eigh(norm.toarray())[1][:, ::-1]
+        coords[active, :found] = dinv[:, None] * vectors[:, 1 : found + 1]
+    return torch.from_numpy(coords).to(device)
+
+
+def _scipy_adjacency(g: GraphLike | tuple[Tensor, Tensor, int]) -> sp.csr_matrix:
+    """CSR float64 adjacency of a graph, or of :func:`_check_graph`'s result."""
     import scipy.sparse as sp
 
-    graph = _check_graph(g)
+    graph = g if isinstance(g, tuple) else _check_graph(g)
     if isinstance(graph, Tensor):
         return sp.csr_matrix(graph.detach().cpu().double().numpy())
     edge_index, weight, num = graph
