@@ -11,6 +11,7 @@ from torch import nn
 
 from latentgraph.robustness import (
     CIFAR10C_CORRUPTIONS,
+    CORRUPTIONS,
     available_corruptions,
     corrupt,
     corruption_error,
@@ -22,6 +23,9 @@ from latentgraph.robustness import (
     relative_corruption_error,
     relative_mce,
 )
+from latentgraph.robustness.filtering import gaussian_filter, random_field, sample, zoom
+from latentgraph.robustness.filtering import motion_blur as motion_blur_filter
+from latentgraph.robustness.weather import frost_texture, plasma_fractal
 
 
 def _smooth_images(n=3, channels=3, size=32, seed=0):
@@ -30,23 +34,75 @@ def _smooth_images(n=3, channels=3, size=32, seed=0):
     return nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-@pytest.mark.parametrize("name", corruption_names())
+@pytest.mark.parametrize("name", corruption_names(extra=True))
 def test_deterministic_in_range_and_shape(name):
-    x = _smooth_images()
+    x = _smooth_images(n=2, size=16)
     a = corrupt(x, name, 3, seed=7)
     assert torch.equal(a, corrupt(x, name, 3, seed=7))
     assert a.shape == x.shape and a.dtype == x.dtype
     assert a.min() >= 0 and a.max() <= 1
 
 
-@pytest.mark.parametrize("name", corruption_names())
+def test_fifteen_benchmark_corruptions_in_order():
+    assert corruption_names() == list(CIFAR10C_CORRUPTIONS)
+    assert set(corruption_names(extra=True)) == set(CIFAR10C_CORRUPTIONS) | {"gaussian_blur"}
+
+
+def _deviation(x, out):
+    return float((out - x).abs().mean())
+
+
+def _decorrelation(x, out):
+    """1 − Pearson correlation of the pixels: the share of the image replaced (frost's
+    blend weight of its texture grows while its gain on the image falls)."""
+    return float(1 - torch.corrcoef(torch.stack([out.flatten(), x.flatten()]))[0, 1])
+
+
+def _blurred_deviation(x, out):
+    """Deviation once both are blurred (σ = 1): glass blur's shuffle, not its light blur."""
+    return _deviation(gaussian_filter(x, 1.0), gaussian_filter(out, 1.0))
+
+
+STRENGTH = {"frost": _decorrelation, "glass_blur": _blurred_deviation}
+
+# Severity pairs whose reference constants give the same strength (checked to be equal):
+# glass blur 1 and 2 differ by blurs of σ .05 and .25, both under an 8-bit step; motion
+# blur 3 (radius 6, σ 2) and 4 (radius 8, σ 2) differ by taps of weight < 1e-7.
+TIES = {("glass_blur", 1), ("motion_blur", 3)}
+
+
+@pytest.mark.parametrize("name", [n for n in corruption_names(extra=True) if n != "elastic_transform"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_monotone_in_severity(name, channels):
-    # half smooth structure, half pixel noise (a purely periodic image can alias under pixelate)
+    # half smooth structure, half pixel noise (a purely periodic image can alias under
+    # pixelate); glass blur's shuffle and snow's flakes are measured on smooth images,
+    # snow's at the reference's 32×32 over a few images so that the flakes average out
+    size, n = (32, 12) if name == "snow" else (16, 3)
     g = torch.Generator().manual_seed(1)
-    x = (0.5 * _smooth_images(channels=channels) + 0.5 * torch.rand(3, channels, 32, 32, generator=g)).clamp(0, 1)
-    deviation = [float((corrupt(x, name, s, seed=0) - x).abs().mean()) for s in range(1, 6)]
-    assert all(b > a for a, b in zip(deviation, deviation[1:])), deviation
+    x = _smooth_images(n=n, channels=channels, size=size)
+    if name not in ("snow", "glass_blur"):
+        x = (0.5 * x + 0.5 * torch.rand(x.shape, generator=g)).clamp(0, 1)
+    strength = [STRENGTH.get(name, _deviation)(x, corrupt(x, name, s, seed=0)) for s in range(1, 6)]
+    for s, (a, b) in enumerate(zip(strength, strength[1:]), start=1):
+        if (name, s) in TIES:
+            assert b == pytest.approx(a, rel=1e-3), (s, strength)
+        else:
+            assert b > a, (s, strength)
+
+
+def test_elastic_field_roughens_with_severity():
+    # The reference's severity 1 is a pure affine warp and severity 2 nearly so: pixel
+    # deviation falls from 1 to 2; what grows is the local distortion, the field's slope.
+    fn, constants = CORRUPTIONS["elastic_transform"]
+    side = 32
+    slopes = []
+    for alpha, sigma, _ in constants:
+        if alpha == 0:
+            slopes.append(0.0)
+            continue
+        field = random_field((2, 8, side, side), alpha * side, sigma * side, torch.Generator().manual_seed(0))
+        slopes.append(float(field.diff(dim=-1).abs().mean() + field.diff(dim=-2).abs().mean()))
+    assert all(b > a for a, b in zip(slopes, slopes[1:])), slopes
 
 
 def test_noise_depends_on_seed():
@@ -258,3 +314,83 @@ def test_cifar10c_errors_of_a_fixed_model(tmp_path):
 
     assert cifar10c_errors(Threshold(), tmp_path, ["contrast"]) == {"contrast": [0.0, 0.0, 0.0, 0.0, 0.5]}
     assert cifar10c_errors(Threshold(), tmp_path, ["contrast"], severities=[5], device="cpu") == {"contrast": [0.5]}
+
+
+# --- the torch restatements of the reference's SciPy / scikit-image / ImageMagick steps ---
+
+
+def test_gaussian_filter_symmetric_matches_scipy_reflect():
+    x = torch.rand(1, 1, 9, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    ref = ndimage.gaussian_filter(x[0, 0].numpy(), sigma=2.5, mode="reflect", truncate=3.0)
+    assert np.allclose(gaussian_filter(x, 2.5, truncate=3.0, mode="symmetric")[0, 0].numpy(), ref)
+
+
+def test_zoom_matches_scipy_clipped_zoom():
+    x = torch.rand(1, 2, 16, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for factor in (1.06, 1.25, 1.75, 2.25):
+        img = x[0].permute(1, 2, 0).numpy()
+        crop = int(np.ceil(16 / factor))
+        top = (16 - crop) // 2
+        zoomed = ndimage.zoom(img[top : top + crop, top : top + crop], (factor, factor, 1), order=1)
+        trim = (zoomed.shape[0] - 16) // 2
+        ref = zoomed[trim : trim + 16, trim : trim + 16]
+        assert np.allclose(zoom(x, factor)[0].permute(1, 2, 0).numpy(), ref), factor
+
+
+@pytest.mark.parametrize(("mode", "scipy_mode"), [("symmetric", "reflect"), ("reflect", "mirror")])
+def test_sample_matches_scipy_map_coordinates(mode, scipy_mode):
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 1, 6, 8, dtype=torch.float64, generator=g)
+    rows = torch.rand(1, 6, 8, dtype=torch.float64, generator=g) * 10 - 2  # also outside the image
+    cols = torch.rand(1, 6, 8, dtype=torch.float64, generator=g) * 12 - 2
+    ref = ndimage.map_coordinates(x[0, 0].numpy(), [rows[0].numpy(), cols[0].numpy()], order=1, mode=scipy_mode)
+    assert np.allclose(sample(x, rows, cols, mode)[0, 0].numpy(), ref)
+
+
+def test_motion_blur_kernel_written_out():
+    # a vertical streak (90°): tap i at i rows below, weight ∝ exp(-i²/2σ²), edge replicated
+    x = torch.rand(1, 1, 12, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    radius, sigma = 3, 1.5
+    w = np.exp(-np.arange(7) ** 2 / (2 * sigma**2))
+    w /= w.sum()
+    padded = np.concatenate([x[0, 0].numpy(), np.repeat(x[0, 0, -1:].numpy(), 7, axis=0)])
+    ref = sum(w[i] * padded[i : i + 12] for i in range(7))
+    out = motion_blur_filter(x, radius, sigma, torch.tensor([90.0]))
+    assert np.allclose(out[0, 0].numpy(), ref)
+
+
+def test_zoom_blur_is_the_mean_of_zooms():
+    x = _smooth_images(n=1, size=16).double()
+    expected = (x + sum(zoom(x, 1 + 0.01 * i) for i in range(7))) / 8
+    assert torch.allclose(corrupt(x, "zoom_blur", 1), expected.clamp(0, 1))
+
+
+def test_glass_blur_severity_1_permutes_quantized_pixels():
+    # σ = .05 is a one-tap filter: the output is the 8-bit image with its pixels swapped
+    x = _smooth_images(n=2, size=16).double()
+    out = corrupt(x, "glass_blur", 1, seed=3)
+    quantized = torch.floor(x * 255) / 255
+    assert not torch.equal(out, quantized)
+    for i in range(2):
+        pixels = lambda img: sorted(map(tuple, img.reshape(3, -1).T.tolist()))  # noqa: E731
+        assert pixels(out[i]) == pixels(quantized[i])
+
+
+def test_fog_and_frost_formulas():
+    x = _smooth_images(n=2, size=16).double()
+    fractal = plasma_fractal(2, 32, 3.0, torch.Generator().manual_seed(5))[:, None, :16, :16]
+    peak = x.amax(dim=(1, 2, 3), keepdim=True)
+    assert torch.allclose(corrupt(x, "fog", 1, seed=5), ((x + 0.2 * fractal) * peak / (peak + 0.2)).clamp(0, 1))
+    texture = frost_texture(2, 3, 16, 16, torch.Generator().manual_seed(5))
+    assert torch.allclose(corrupt(x, "frost", 5, seed=5), (0.75 * x + 0.45 * texture).clamp(0, 1))
+    assert 0.3 < float(texture.mean()) < 0.6 and float(texture.min()) >= 0
+
+
+def test_plasma_fractal_spans_unit_range_and_is_rough_at_low_decay():
+    g = torch.Generator().manual_seed(0)
+    smooth, rough = plasma_fractal(4, 32, 3.0, g), plasma_fractal(4, 32, 1.2, g)
+    assert smooth.amin() == 0 and smooth.amax() == 1
+    slope = lambda m: float(m.diff(dim=-1).abs().mean())  # noqa: E731
+    assert slope(rough) > 2 * slope(smooth)
+    with pytest.raises(ValueError, match="power of two"):
+        plasma_fractal(1, 24, 3.0, g)
