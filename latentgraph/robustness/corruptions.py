@@ -43,7 +43,7 @@ gaussian_blur      (extra) Gaussian filter, σ = .4 .6 .7 .8 1 (truncated at 4σ
 Constants in pixels are CIFAR's (32×32 images); the elastic transform's,
 which the reference writes as fractions of the image side, scale with the
 side. Departures from the reference, and what they do to mCE, are listed in
-``docs/robustness.md`` ("The corruption suite"): frost uses a generated
+``docs/corruptions.md``: frost uses a generated
 texture instead of six photographs; motion blur and snow use a torch
 restatement of ImageMagick's kernel on float images (the reference rounds to
 8 bits through PNG).

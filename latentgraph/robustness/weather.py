@@ -3,7 +3,7 @@ r"""Weather corruptions of CIFAR-10-C: fog, frost and snow, on ``N×C×H×W`` te
 Fog and snow follow the reference generator (``make_cifar_c.py``); frost
 needs the generator's six photographs of frost, which are not shipped, and
 uses a generated texture instead (:func:`frost_texture`; see
-``docs/robustness.md``).
+``docs/corruptions.md``).
 """
 from __future__ import annotations
 
