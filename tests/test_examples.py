@@ -6,6 +6,8 @@ import runpy
 import sys
 from pathlib import Path
 
+import pytest
+
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -33,3 +35,30 @@ def test_gnn_label_propagation(monkeypatch, capsys):
     assert all(10.0 < a <= 100.0 for a in accuracy.values())
     # labels spread along the latent graph of a trained CNN beat the pixel graph
     assert accuracy["GCN on the CNN's penultimate-layer graph"] > accuracy["GCN on the input-pixel graph"]
+
+
+def _torchvision_usable() -> bool:
+    try:
+        import torchvision.models  # noqa: F401
+    except Exception:  # absent, or built for another torch: it then fails at import
+        return False
+    return True
+
+
+@pytest.mark.slow  # ~25 s: trains a ResNet-18 for one epoch on 80 images
+@pytest.mark.skipif(not _torchvision_usable(), reason="needs torchvision built for the installed torch")
+def test_analyze_resnet18(monkeypatch, capsys, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        _run(monkeypatch, "analyze_resnet18.py", "--per-class", "10", "--epochs", "1", "--batch-size", "20", "--batches", "1",
+             "--output", str(tmp_path))
+    assert stop.value.code == 0
+    rows = (tmp_path / "table.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["input", "layer1", "layer2", "layer3", "layer4", "fc"]
+
+
+def test_analyze_resnet18_skips_cleanly_without_torchvision(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # import torchvision now raises ImportError
+    monkeypatch.setitem(sys.modules, "torchvision.models", None)
+    with pytest.raises(SystemExit) as stop:
+        _run(monkeypatch, "analyze_resnet18.py")
+    assert stop.value.code == 0 and "skipped: torchvision is not usable" in capsys.readouterr().out

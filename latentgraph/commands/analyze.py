@@ -3,14 +3,17 @@
 Without options it trains :class:`~latentgraph.models.SmallCNN` on
 scikit-learn's digits (seeded), then analyses held-out batches with
 :func:`latentgraph.analyze` and writes the report under ``--output``. Options
-point it at your own data (``--data`` a ``.npz`` with ``x`` and ``y``) and
-model (``--model module:factory`` and ``--checkpoint``).
+point it at your own data (``--data``: a ``.npz`` with ``x`` and ``y``, a
+``.pt``/``.npy`` file, or a folder of images with one subfolder per class) and
+model (``--model module:factory`` with ``--model-kwargs``, and ``--checkpoint``).
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import importlib.util
+import json
 import logging
 import time
 from pathlib import Path
@@ -26,13 +29,24 @@ log = logging.getLogger("latentgraph.analyze")
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the options of ``latentgraph analyze`` to ``parser``."""
     data = parser.add_argument_group("data and model")
-    data.add_argument("--data", metavar="FILE.npz",
-                      help="arrays 'x' (N×D vectors or N×C×H×W images) and 'y' (N integer labels); "
-                      "20%% of the samples (seeded) are held out for the analysis "
-                      "(default: scikit-learn digits)")
+    data.add_argument("--data", metavar="PATH",
+                      help="a .npz with arrays 'x' (N×D vectors or N×C×H×W images) and 'y' (N integer labels); "
+                      "a .pt holding {'x': ..., 'y': ...} or (x, y); a .npy or .pt of samples with --labels; or a "
+                      "folder of PNG/JPEG images with one subfolder per class (see --image-size). 20%% of the "
+                      "samples (seeded) are held out for the analysis (default: scikit-learn digits)")
+    data.add_argument("--labels", metavar="FILE",
+                      help="a .npy or .pt of N integer labels, for a --data file of samples alone")
+    data.add_argument("--image-size", metavar="SIZE",
+                      help="resize the images of a --data folder to SIZE×SIZE or H×W pixels, e.g. 32 or 64x48 "
+                      "(default: keep them; they must then all have one size)")
     data.add_argument("--model", metavar="MODULE:FACTORY",
-                      help="a callable returning a torch.nn.Module, e.g. mypkg.nets:make_net or "
-                      "path/to/nets.py:make_net (default: SmallCNN for images, MLP for vectors)")
+                      help="a callable returning a torch.nn.Module, e.g. mypkg.nets:make_net, "
+                      "torchvision.models:resnet18 or path/to/nets.py:make_net (default: SmallCNN for images, "
+                      "MLP for vectors)")
+    data.add_argument("--model-kwargs", nargs="+", metavar="KEY=VALUE",
+                      help="keyword arguments of the factory: key=value pairs (values read as JSON or Python "
+                      "literals, else kept as text), or one JSON object, e.g. num_classes=10 or "
+                      "'{\"num_classes\": 10}'")
     data.add_argument("--checkpoint", metavar="FILE",
                       help="a state dict or trainer checkpoint to load (torch.load with weights_only=True); skips training "
                       "and analyses all of --data")
@@ -83,8 +97,9 @@ def run(args: argparse.Namespace) -> int:
     manifest = prepare_output(args.output, REPORT_FILES, args.overwrite)  # before any work
     seed_everything(args.seed)
 
-    x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint)
-    model, model_name = build_model(args.model, x_eval, y_eval)
+    x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint,
+                                                            labels=args.labels, image_size=args.image_size)
+    model, model_name = build_model(args.model, x_eval, y_eval, parse_kwargs(args.model_kwargs))
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     if layers is not None:  # before training, so that a typo does not cost a training run
         from ..eval.layers import check_layers
@@ -165,24 +180,23 @@ def resolve_device(name: str | None):
     return device
 
 
-def load_data(path: str | None, seed: int, holdout: bool = True):
+def load_data(path: str | None, seed: int, holdout: bool = True, labels: str | None = None,
+              image_size: str | None = None):
     """``(x_train, y_train, x_eval, y_eval, description)``: the digits split by
-    default, else the arrays of the ``.npz`` at ``path``
-    (:func:`~latentgraph.data.load_npz`), of which a seeded 20 % is held out
-    for evaluation with ``holdout=True``, or all evaluated (no training part)."""
+    default, else the samples at ``path`` (:func:`read_data`), of which a
+    seeded 20 % is held out for evaluation with ``holdout=True``, or all
+    evaluated (no training part)."""
     import torch
 
-    from ..data import load_digits, load_npz
+    from ..data import load_digits
 
     if path is None:
+        for option, value in (("--labels", labels), ("--image-size", image_size)):
+            if value is not None:
+                raise ValueError(f"{option} needs --data")
         x_train, y_train, x_test, y_test = load_digits()
         return x_train, y_train, x_test, y_test, "scikit-learn digits (8×8, 10 classes)"
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"--data: no such file {path!r}")
-    try:
-        x, y = load_npz(path)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        raise type(error)(f"--data: {error}") from None
+    x, y, path = read_data(path, labels, image_size)
     if not holdout:
         return None, None, x, y, f"{path} (all {len(y)} samples)"
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
@@ -190,12 +204,102 @@ def load_data(path: str | None, seed: int, holdout: bool = True):
     return x[order[len(held):]], y[order[len(held):]], x[held], y[held], f"{path} (seeded 80/20 split)"
 
 
-def build_model(spec: str | None, x, y):
+def read_data(path: str, labels: str | None = None, image_size: str | None = None):
+    """``(x, y, description)`` of ``--data``: a folder of class subfolders
+    (:func:`~latentgraph.data.load_image_folder`), a ``.npz``
+    (:func:`~latentgraph.data.load_npz`) or a ``.npy``/``.pt`` file
+    (:func:`~latentgraph.data.load_tensors`); errors name the option."""
+    from ..data import load_image_folder, load_npz, load_tensors
+
+    folder = Path(path).is_dir()
+    if image_size is not None and not folder:
+        raise ValueError("--image-size applies to a --data folder of images only")
+    if labels is not None and Path(path).suffix.lower() not in (".npy", ".pt", ".pth"):
+        raise ValueError("--labels applies to a --data .npy or .pt file only")
+    if not folder and not Path(path).is_file():
+        raise FileNotFoundError(f"--data: no such file or folder {path!r}")
+    try:
+        if folder:
+            x, y, classes = load_image_folder(path, size=parse_size(image_size))
+            return x, y, f"{path} ({len(classes)} classes, {x.shape[-2]}×{x.shape[-1]} images)"
+        if Path(path).suffix.lower() == ".npz":
+            x, y = load_npz(path)
+        else:
+            x, y = load_tensors(path, labels)
+    except (FileNotFoundError, ValueError, TypeError) as error:
+        raise type(error)(f"--data: {error}") from None
+    return x, y, path
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """``"32"`` → ``(32, 32)``, ``"64x48"`` → ``(64, 48)`` (height × width); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        size = tuple(int(p) for p in parts)
+    except ValueError:
+        size = ()
+    if len(size) not in (1, 2) or min(size) < 1:
+        raise ValueError(f"--image-size must be SIZE or HxW with positive integers, e.g. 32 or 64x48; got {text!r}")
+    return (size[0], size[-1])
+
+
+def parse_kwargs(items: list[str] | None) -> dict[str, object]:
+    """The factory's keyword arguments from ``--model-kwargs``: one JSON object,
+    or ``key=value`` items whose values are read as JSON, else as a Python
+    literal (:func:`ast.literal_eval`, which evaluates no code), else kept as
+    text.
+
+    Example:
+        >>> parse_kwargs(["num_classes=10", "weights=None", "name=resnet", "sizes=(1, 2)"])
+        {'num_classes': 10, 'weights': None, 'name': 'resnet', 'sizes': (1, 2)}
+        >>> parse_kwargs(['{"num_classes": 10, "pretrained": false}'])
+        {'num_classes': 10, 'pretrained': False}
+    """
+    if not items:
+        return {}
+    if len(items) == 1 and items[0].lstrip().startswith("{"):
+        try:
+            kwargs = json.loads(items[0])
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--model-kwargs: not a JSON object ({error}): {items[0]!r}") from None
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--model-kwargs must be a JSON object, got {items[0]!r}")
+        return kwargs
+    kwargs: dict[str, object] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--model-kwargs takes key=value pairs (or one JSON object), got {item!r}")
+        if key in kwargs:
+            raise ValueError(f"--model-kwargs: {key!r} is given twice")
+        kwargs[key] = _literal(text.strip())
+    return kwargs
+
+
+def _literal(text: str) -> object:
+    """``text`` as JSON, else as a Python literal, else as itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+
+
+def build_model(spec: str | None, x, y, kwargs: dict[str, object] | None = None):
     """The model named by ``spec`` (``module:factory`` or ``file.py:factory``,
-    called without arguments), or the default for the data: SmallCNN for
+    called with ``kwargs``), or the default for the data: SmallCNN for
     ``N×C×H×W`` images, MLP for ``N×D`` vectors."""
     from torch import nn
 
+    kwargs = kwargs or {}
+    if spec is None and kwargs:
+        raise ValueError("--model-kwargs needs --model")
     if spec is None:
         from ..models import MLP, SmallCNN
 
@@ -224,15 +328,16 @@ def build_model(spec: str | None, x, y):
     factory = getattr(module, attr, None)
     if not callable(factory):
         raise ValueError(f"--model: {module_name!r} has no callable {attr!r}")
+    call = f"{spec}({', '.join(f'{key}={value!r}' for key, value in kwargs.items())})" if kwargs else spec
     try:
-        model = factory()
+        model = factory(**kwargs)
     except Exception as error:
-        raise ValueError(f"--model: calling {spec} failed ({type(error).__name__}: {error}); the factory must "
-                         f"build the model without arguments") from error
+        hint = "; pass its arguments with --model-kwargs" if not kwargs else ""
+        raise ValueError(f"--model: calling {call} failed ({type(error).__name__}: {error}){hint}") from error
     if not isinstance(model, nn.Module):
-        raise TypeError(f"--model: {spec} returned {type(model).__name__}, not a torch.nn.Module")
-    check_model_runs(model, x, spec)
-    return model, spec
+        raise TypeError(f"--model: {call} returned {type(model).__name__}, not a torch.nn.Module")
+    check_model_runs(model, x, call)
+    return model, call
 
 
 def check_model_runs(model, x, spec: str) -> None:

@@ -67,3 +67,84 @@ def load_npz(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     xt = torch.as_tensor(np.asarray(x, dtype=np.float32))
     check_features(xt, "x")
     return xt, check_labels(torch.as_tensor(y, dtype=torch.long), xt.shape[0], xt.device)
+
+
+def _as_samples(value, what: str) -> Tensor:
+    """A NumPy array or tensor as a float32 tensor; uint8 images are scaled to
+    :math:`[0, 1]` and ``N×H×W×C`` (C = 1 or 3, not ``N×C×…``) made ``N×C×H×W``."""
+    t = torch.as_tensor(value) if isinstance(value, np.ndarray) else value
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{what} must hold a tensor or array, got {type(value).__name__}")
+    if t.dtype == torch.bool or t.is_complex() or not (t.is_floating_point() or t.dtype in (
+            torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)):
+        raise TypeError(f"{what} must be numeric, got dtype {t.dtype}")
+    scaled = t.dtype == torch.uint8
+    t = t.float()
+    if scaled:
+        t = t / 255
+    if t.dim() == 4 and t.shape[-1] in (1, 3) and t.shape[1] not in (1, 3):
+        t = t.permute(0, 3, 1, 2).contiguous()
+    return t
+
+
+def _read_array(path: str | os.PathLike):
+    """The content of a ``.npy`` (without pickles) or ``.pt`` file (``weights_only=True``)."""
+    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    if suffix not in (".npy", ".pt", ".pth"):
+        raise ValueError(f"{os.fspath(path)!r}: expected a .npy, .pt or .pth file")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file {os.fspath(path)!r}")
+    try:
+        if suffix == ".npy":
+            return np.load(path, allow_pickle=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any reader failure is a bad file for the user
+        raise ValueError(f"{os.fspath(path)!r} is not a readable {suffix} file "
+                         f"({type(err).__name__}: {err})") from None
+
+
+def load_tensors(path: str | os.PathLike, labels: str | os.PathLike | None = None) -> tuple[Tensor, Tensor]:
+    r"""Read samples and labels from a ``.npy`` or ``.pt`` file.
+
+    A ``.pt`` file (read with ``weights_only=True``) holds a dict with keys
+    ``"x"`` and ``"y"``, a pair ``(x, y)``, or the samples alone; a ``.npy``
+    file (read without pickles) holds the samples alone. Samples alone need
+    ``labels``: a ``.npy`` or ``.pt`` file of ``N`` integers (CIFAR-10-C's
+    ``labels.npy`` layout). ``uint8`` samples are scaled to :math:`[0, 1]` and
+    ``N×H×W×C`` images (C = 1 or 3) transposed to ``N×C×H×W``.
+
+    Returns:
+        (Tensor, Tensor): samples (float32) and labels (long).
+
+    Example:
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     torch.save({"x": torch.rand(4, 3), "y": torch.tensor([0, 1, 0, 1])}, d + "/data.pt")
+        ...     x, y = load_tensors(d + "/data.pt")
+        >>> tuple(x.shape), y.tolist()
+        ((4, 3), [0, 1, 0, 1])
+    """
+    content = _read_array(path)
+    name = repr(os.fspath(path))
+    if isinstance(content, dict):
+        missing = sorted({"x", "y"} - content.keys())
+        if missing:
+            raise ValueError(f"{name} must hold a dict with keys 'x' and 'y'; missing {missing}")
+        x, y = content["x"], content["y"]
+    elif isinstance(content, (tuple, list)):
+        if len(content) != 2:
+            raise ValueError(f"{name} must hold a pair (x, y), got {len(content)} items")
+        x, y = content
+    else:
+        if labels is None:
+            raise ValueError(f"{name} holds samples only: give the labels file too")
+        x, y = content, _read_array(labels)
+    if labels is not None and (isinstance(content, (dict, tuple, list))):
+        raise ValueError(f"{name} already holds labels: do not give a labels file")
+    xt = _as_samples(x, f"the samples of {name}")
+    yt = torch.as_tensor(y) if isinstance(y, np.ndarray) else y
+    if not isinstance(yt, Tensor) or yt.is_floating_point() or yt.dtype == torch.bool or yt.is_complex():
+        raise TypeError(f"the labels of {name} must be integers, got "
+                        f"{getattr(yt, 'dtype', type(yt).__name__)}")
+    check_features(xt, "x")
+    return xt, check_labels(yt.long(), xt.shape[0], xt.device)
