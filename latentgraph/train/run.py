@@ -17,8 +17,8 @@ from . import checkpoint as ckpt
 from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
 from ..outputs import check_output_dir
 from .config import MethodConfig, ModelConfig, TrainConfig, parse_config
-from .distributed import barrier, get_world_size, is_main_process
-from ..device import model_device
+from .distributed import barrier, is_main_process
+from ..device import model_device, resolve_device
 from ..eval.accuracy import eval_mode
 from .trainer import Trainer
 
@@ -115,21 +115,6 @@ def _check_fresh(output: Path, overwrite: bool) -> bool:
     return bool(existing)
 
 
-def _check_device(config: TrainConfig, source: str) -> Optional[torch.device]:
-    """The configured device, refused (before any work) when this machine lacks it."""
-    if not config.device:
-        return None if get_world_size() > 1 else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"{source}: device is {config.device!r} but CUDA is not available on this machine")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"{source}: device is {config.device!r} but this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
-    if device.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
-        raise ValueError(f"{source}: device is 'mps' but this torch build or machine has no MPS (Apple GPU)")
-    return device
-
-
 def run_config(config: TrainConfig, resume: bool = False, source: str = "<config>",
                progress: bool = True, overwrite: bool = False) -> Dict[str, Any]:
     """Train what ``config`` describes; return ``{"history", "model", "output"}``.
@@ -161,7 +146,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         if not (config.teacher is not None and config.teacher.checkpoint is None and teacher_last.is_file()):
             raise FileNotFoundError(f"cannot resume: no checkpoint {str(last)!r}; run without --resume to "
                                     f"start, or point --output at the interrupted run")
-    device = _check_device(config, source)
+    device = resolve_device(config.device, where=f"{source}: device")  # refused before any work if absent
     check_output_dir(output, "output folder")
     changes = _check_resumable(config, output) if resume else []
     replaced = not resume and _check_fresh(output, overwrite)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..device import model_device, to_device
+from ..device import resolve_device, to_device
 from ..eval.accuracy import evaluate
 from ..seed import seed_everything
 from . import checkpoint as ckpt
@@ -161,7 +161,7 @@ class Trainer:
         if not isinstance(bn_recalibration, bool):
             raise TypeError(f"`bn_recalibration` must be a bool, got {type(bn_recalibration).__name__}")
         self.bn_recalibration = bn_recalibration
-        self.device = _resolve_device(device, model)
+        self.device = resolve_device(device, model)
         self.model = model.to(self.device)
         self.objective = objective.to(self.device) if isinstance(objective, nn.Module) else objective
         self.parameters = trainable_parameters(list(self.model.parameters()) + (
@@ -453,14 +453,6 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
                       device=device, seed=seed, progress=progress, bn_recalibration=recalibrate_bn)
     trainer.fit(train_loader, epochs)
     return model
-
-
-def _resolve_device(device: Any, model: nn.Module) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    if get_world_size() > 1 and torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    return model_device(model)
 
 
 def _check_weights(weights: Mapping[str, float] | None) -> dict[str, float]:
