@@ -17,7 +17,7 @@ from latentgraph.losses.ega import EGALoss
 from latentgraph.losses.gkd import GKDLoss
 from latentgraph.models import SmallCNN
 from latentgraph.train import Trainer
-from latentgraph.train.build import build_model, build_objective
+from latentgraph.train.build import build_objective, model_from_config
 from latentgraph.train.config import ModelConfig, load_config
 from latentgraph.train.objectives.distillation import DistillationObjective, teacher_agreement
 from latentgraph.train.objectives.registry import get_objective
@@ -319,11 +319,11 @@ def test_one_config_per_method():
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_distill_configs_build_their_objective(path):
     config = load_config(path)
-    model = build_model(config.model)
+    model = model_from_config(config.model)
     if path.stem == "student":
         assert config.teacher is None and config.method.name == "classification"
         return
-    teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs))
+    teacher = model_from_config(ModelConfig(config.teacher.name, config.teacher.kwargs))
     objective = build_objective(config.method, model, teacher, torch.rand(2, 1, 28, 28), str(path))
     method, edges = EXPECTED[path.stem]
     assert list(objective.criteria) == [method]

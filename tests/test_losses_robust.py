@@ -338,14 +338,14 @@ def test_laplacian_objective_apply_relu_matches_relu_modules():
 def test_robustness_configs_build():
     from pathlib import Path
 
-    from latentgraph.train.build import build_model, build_objective
+    from latentgraph.train.build import build_objective, model_from_config
     from latentgraph.train.config import load_config
 
     paths = sorted(Path(__file__).resolve().parents[1].glob("configs/robustness/*.yaml"))
     assert len(paths) >= 4
     for path in paths:
         config = load_config(path)
-        objective = build_objective(config.method, build_model(config.model), None, torch.rand(2, 3, 32, 32))
+        objective = build_objective(config.method, model_from_config(config.model), None, torch.rand(2, 3, 32, 32))
         assert callable(objective)
 
 

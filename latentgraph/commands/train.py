@@ -1,6 +1,6 @@
 """``latentgraph train``: train (or distil into) a model from a YAML config.
 
-``latentgraph train --config configs/mnist5k_gkd.yaml`` builds the data,
+``latentgraph train --config configs/distill/gkd.yaml`` builds the data,
 networks, objective, optimizer and schedule the file describes
 (:mod:`latentgraph.train.config`), trains with
 :class:`~latentgraph.train.Trainer` and writes ``config.yaml``,

@@ -10,18 +10,19 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..models import MODELS
-from ..models import build_model as build_named_model
+from ..models import build_model
 from .config import DataConfig, MethodConfig, ModelConfig, OptimConfig, ScheduleConfig
 from .objectives import get_objective
 from .objectives.interface import term_weights
 
 
-def build_model(config: ModelConfig, source: str = "<config>", key: str = "model") -> nn.Module:
-    """Instantiate ``MODELS[config.name](**config.kwargs)``."""
+def model_from_config(config: ModelConfig, source: str = "<config>", key: str = "model") -> nn.Module:
+    """Instantiate ``MODELS[config.name](**config.kwargs)`` (:func:`latentgraph.models.build_model`),
+    errors naming ``key`` and the config file ``source``."""
     if config.name not in MODELS:
         raise ValueError(f"{source}: {key}.name must be one of {', '.join(sorted(MODELS))}; got {config.name!r}")
     try:
-        return build_named_model(config.name, **config.kwargs)
+        return build_model(config.name, **config.kwargs)
     except TypeError as error:
         raise ValueError(f"{source}: bad {key}.kwargs for {config.name!r}: {error}") from None
     except (MemoryError, RuntimeError) as error:  # torch's allocator reports a failed allocation as RuntimeError

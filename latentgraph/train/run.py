@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from . import checkpoint as ckpt
-from .build import build_loaders, build_model, build_objective, build_optimizer, build_scheduler
+from .build import build_loaders, build_objective, build_optimizer, build_scheduler, model_from_config
 from ..outputs import check_output_dir
 from .config import MethodConfig, ModelConfig, TrainConfig, parse_config
 from .distributed import barrier, is_main_process
@@ -155,7 +155,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
         ckpt.remove_stale_temporaries(output, ["config.yaml", "metrics.csv", MODEL_FILE, CHANGES_FILE])
     teacher: Optional[nn.Module] = None
     if config.teacher is not None:
-        teacher = build_model(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
+        teacher = model_from_config(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
         path = config.teacher.checkpoint
         if path is None:
             path = output / "teacher" / MODEL_FILE
@@ -169,7 +169,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
 
     train_loader, test_loader = build_loaders(config.data, config.seed)
     torch.manual_seed(config.seed)  # the model's initial weights
-    model = build_model(config.model, source)
+    model = model_from_config(config.model, source)
     example = next(iter(train_loader))[0][:8]
     dataset = train_loader.dataset
     labels = dataset.tensors[1] if isinstance(dataset, TensorDataset) else getattr(dataset, "y", None)
