@@ -88,7 +88,8 @@ def test_analyze_default_end_to_end(tmp_path, capsys):
     assert len(torch.load(out / "graphs.pt", weights_only=True)["graphs"]["head"]) == 2
 
 
-def test_analyze_default_label_variation_falls_with_depth(tmp_path):  # the full default: ~4 s of CPU
+@pytest.mark.slow  # the full default: ~4 s of CPU idle, far more on a busy machine; small: test_analyze_default_end_to_end
+def test_analyze_default_label_variation_falls_with_depth(tmp_path):
     assert cli.main(["analyze", "--output", str(tmp_path), "--no-plots"]) == 0
     rows = {row["layer"]: float(row["label_variation_normalized_mean"]) for row in _read_table(tmp_path / "table.csv")}
     assert rows["head"] < rows["block3"] < rows["block1"] < rows["input"]
