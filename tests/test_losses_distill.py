@@ -409,3 +409,31 @@ def test_baselines_nan_features():
     for loss in (RKDLoss(), SimilarityPreservingLoss(), PKTLoss()):
         with pytest.raises(ValueError, match="NaN or infinite"):
             loss(s, torch.randn(4, 3))
+
+
+@pytest.mark.parametrize("make", [GKDLoss, RKDLoss, SimilarityPreservingLoss, PKTLoss, AttentionTransferLoss],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("scale", [1e19, 1e-30])
+def test_relational_losses_are_the_same_at_extreme_scales(make, scale):
+    g = torch.Generator().manual_seed(0)
+    s, t = torch.rand(6, 2, 3, 3, generator=g) + 0.1, torch.rand(6, 4, 3, 3, generator=g) + 0.1
+    expected = make()(s, t)
+    scaled = make()(s * scale, t * scale)
+    assert torch.isfinite(scaled) and torch.allclose(scaled, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [GKDLoss, RKDLoss, SimilarityPreservingLoss, PKTLoss], ids=lambda c: c.__name__)
+def test_relational_losses_on_float16_match_float32(make):
+    g = torch.Generator().manual_seed(1)
+    s, t = torch.randn(8, 16, generator=g) * 10, torch.randn(8, 12, generator=g) * 10
+    half = make()(s.half(), t.half())
+    assert torch.isfinite(half) and torch.allclose(half.float(), make()(s.half().float(), t.half().float()),
+                                                   rtol=1e-3, atol=1e-5)
+
+
+def test_scale_free_rescaling_keeps_the_gradient():
+    s = torch.rand(5, 4, dtype=torch.float64, requires_grad=True)
+    t = torch.rand(5, 3, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(RKDLoss()(s, t), s)
+    (grad_big,) = torch.autograd.grad(RKDLoss()(s * 1e19, t), s)
+    assert torch.allclose(grad, grad_big, rtol=1e-6)  # chain rule through s·1e19, invariance of the loss

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor
 
 from latentgraph.validation import check_features, check_same_batch
@@ -21,6 +22,13 @@ def layer_pairs(student: Layers, teacher: Layers, flatten: bool = True) -> list[
     two members of a pair must have the same batch size and device. With
     ``flatten=True`` every layer is returned as :math:`B \times D`; otherwise
     its shape is kept.
+
+    Every layer is returned :func:`scale_free`: in float32 (or wider) and divided
+    by its largest absolute entry. The relational losses built on these pairs
+    (GKD, RKD, SP, PKT, attention transfer) are invariant to a positive rescaling
+    of a layer, so values and gradients are unchanged, but squared distances and
+    Gram matrices can no longer overflow (features of 1e19) or underflow
+    (float16).
 
     Example:
         >>> import torch
@@ -50,5 +58,22 @@ def layer_pairs(student: Layers, teacher: Layers, flatten: bool = True) -> list[
         names = (f"student[{i}]", f"teacher[{i}]") if not single[0] else ("student", "teacher")
         s_flat, t_flat = check_features(s, names[0]), check_features(t, names[1])
         check_same_batch(s_flat, t_flat, names)
-        pairs.append((s_flat, t_flat) if flatten else (s, t))
+        pairs.append((scale_free(s_flat), scale_free(t_flat)) if flatten else (scale_free(s), scale_free(t)))
     return pairs
+
+
+def scale_free(x: Tensor) -> Tensor:
+    """``x`` in float32 (or its wider float dtype) divided by its largest absolute entry,
+    a constant without gradient (an all-zero ``x`` is returned as is).
+
+    A loss :math:`L` with :math:`L(cx) = L(x)` for every :math:`c > 0` gives the same
+    value and gradient on ``scale_free(x)`` as on ``x``, without overflow or underflow.
+
+    Example:
+        >>> import torch
+        >>> scale_free(torch.tensor([[2e19, -4e19]], dtype=torch.float32))
+        tensor([[ 0.5000, -1.0000]])
+    """
+    x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    largest = x.detach().abs().amax()
+    return x / largest if largest > 0 else x
