@@ -7,6 +7,8 @@ from contextlib import contextmanager
 
 from torch import Tensor, nn
 
+from latentgraph.validation import check_flag
+
 
 def layer_names(model: nn.Module) -> list[str]:
     """Names of every sub-module of ``model``, as accepted by :func:`capture`.
@@ -65,6 +67,7 @@ def capture(model: nn.Module, layers: Sequence[str] | str, detach: bool = False)
         >>> acts["1"].shape
         torch.Size([5, 8])
     """
+    detach = check_flag(detach, "detach")
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
     if isinstance(layers, str):

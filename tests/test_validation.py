@@ -28,3 +28,44 @@ def test_check_labels_names_the_ignore_index_and_the_class_count():
         v.check_labels(torch.tensor([0, -100]), 2, cpu)
     with pytest.raises(ValueError, match=r"in 0\.\.1 \(the model gives 2 logits\), got 2"):
         v.check_labels(torch.tensor([0, 2]), 2, cpu, num_classes=2)
+
+
+def _flag_calls():
+    from torch import nn
+
+    import latentgraph as lg
+    from latentgraph.capture import capture
+    from latentgraph.data.loading import make_loader
+    from latentgraph.eval.probes import embedding_label_variation
+    from latentgraph.jacobian import decomposition, fullgrad
+    from latentgraph.losses.jacobian import InputJacobianMatchingLoss
+    from latentgraph.losses.label_variation import LabelVariationLoss
+    from latentgraph.train import fit
+    from latentgraph.train.objectives import LabelVariationObjective, LaplacianSmoothnessObjective
+
+    x, y = torch.rand(10, 4), torch.arange(10) % 2
+    model = nn.Sequential(nn.Linear(4, 3))
+    conv = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten())
+    return {
+        "LabelVariationLoss(normalize)": ("normalize", lambda: LabelVariationLoss(k=3, normalize="no")),
+        "LabelVariationLoss(normalized)": ("normalized", lambda: LabelVariationLoss(k=3, normalized="false")),
+        "LabelVariationLoss(normalized=0)": ("normalized", lambda: LabelVariationLoss(k=3, normalized=0)),
+        "LabelVariationObjective": ("cross_entropy", lambda: LabelVariationObjective(cross_entropy="yes")),
+        "LaplacianSmoothnessObjective": ("apply_relu", lambda: LaplacianSmoothnessObjective(apply_relu=1)),
+        "InputJacobianMatchingLoss": ("normalize", lambda: InputJacobianMatchingLoss(normalize="no")),
+        "capture": ("detach", lambda: capture(model, ["0"], detach="no").__enter__()),
+        "make_loader": ("shuffle", lambda: make_loader(x, y, 2, shuffle="no")),
+        "full_jacobian": ("strict", lambda: decomposition.full_jacobian(model, x, strict="no")),
+        "decompose": ("batch_statistics", lambda: decomposition.decompose(model, x, batch_statistics="no")),
+        "fullgrad": ("differentiable", lambda: fullgrad(conv, torch.rand(2, 1, 5, 5), differentiable="no")),
+        "embedding_label_variation": ("normalized", lambda: embedding_label_variation(x, y, k=3, normalized="no")),
+        "fit": ("recalibrate_bn", lambda: fit(model, [(x, y)], epochs=1, recalibrate_bn="no")),
+        "label_variation": ("normalized", lambda: lg.label_variation(lg.latent_graph(x, k=3), y, normalized="no")),
+    }
+
+
+@pytest.mark.parametrize("name", list(_flag_calls()))
+def test_flags_must_be_real_bools(name):
+    argument, call = _flag_calls()[name]
+    with pytest.raises(TypeError, match=f"`{argument}` must be True or False, got"):
+        call()

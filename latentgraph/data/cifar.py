@@ -21,6 +21,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..validation import check_flag
+
 #: Layout of each data set: folder name, training files, test files, label key, number of classes.
 LAYOUTS: Dict[str, Dict[str, Any]] = {
     "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
@@ -111,6 +113,7 @@ def load_cifar(root: Union[str, os.PathLike], name: str = "cifar10", train: bool
         ValueError: a file is truncated, is not a CIFAR batch, or holds data
             of the wrong shape, type or label range; the message names the file.
     """
+    train = check_flag(train, "train")
     if name not in LAYOUTS:
         raise ValueError(f"`name` must be one of {', '.join(map(repr, LAYOUTS))}; got {name!r}")
     layout = LAYOUTS[name]
@@ -145,6 +148,7 @@ class CIFARDataset(Dataset):
 
     def __init__(self, x: Tensor, y: Tensor, augment: bool = False, mean=NORMALIZATION["cifar10"][0],
                  std=NORMALIZATION["cifar10"][1]) -> None:
+        augment = check_flag(augment, "augment")
         if not isinstance(x, Tensor) or x.dtype != torch.uint8 or x.dim() != 4 or tuple(x.shape[1:]) != (3, 32, 32):
             raise ValueError("`x` must be a uint8 tensor of shape N×3×32×32")
         if not isinstance(y, Tensor) or y.shape != (x.shape[0],):

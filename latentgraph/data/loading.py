@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..validation import check_features, check_labels, check_same_batch, check_tensor
+from ..validation import check_features, check_flag, check_labels, check_same_batch, check_tensor
 
 
 def per_class_subset(x: Tensor, y: Tensor, n_per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -41,6 +41,8 @@ def make_loader(x: Tensor, y: Tensor, batch_size: int = 128, shuffle: bool = Tru
         >>> [len(yb) for _, yb in make_loader(torch.rand(10, 2), torch.arange(10), batch_size=4)]
         [4, 4, 2]
     """
+    shuffle = check_flag(shuffle, "shuffle")
+    drop_last = check_flag(drop_last, "drop_last")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
     check_same_batch(check_tensor(x, "x"), check_tensor(y, "y"), ("x", "y"))

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.eval.accuracy import eval_mode
-from latentgraph.validation import check_features, check_labels, check_tensor
+from latentgraph.validation import check_features, check_flag, check_labels, check_tensor
 
 
 def _sklearn():
@@ -130,6 +130,7 @@ def embedding_label_variation(features: Tensor, y: Tensor, k: int | None = 10, s
         >>> embedding_label_variation(x, torch.tensor([0, 0, 1, 1]), k=1)
         0.0
     """
+    normalized = check_flag(normalized, "normalized")
     return float(LabelVariationLoss(k=k, similarity=similarity, normalized=normalized)(features, y))
 
 

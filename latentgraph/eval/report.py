@@ -23,6 +23,7 @@ from latentgraph.atomic import save_torch, write_text
 from latentgraph.graphs import latent_graph
 from latentgraph.gsp import label_variation
 from latentgraph.torch_files import load_file
+from latentgraph.validation import check_flag
 
 if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
     from torch_geometric.data import Data
@@ -190,6 +191,7 @@ class AnalysisResult:
             dict[str, Path]: the written files by kind (``"markdown"``,
             ``"csv"``, ``"graphs"``, ``"variation_plot"``, ``"drawing"``).
         """
+        plots = check_flag(plots, "plots")
         from latentgraph import viz
 
         out = Path(output_dir)

@@ -33,6 +33,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
+from latentgraph.validation import check_flag
+
 __all__ = ["FullJacobian", "full_jacobian", "bias_layer_names", "decompose"]
 
 # Modules whose local linearization has a non-zero intercept (or that couple
@@ -73,6 +75,8 @@ def bias_layer_names(model: nn.Module) -> list[str]:
 
 
 def _check_model(model: nn.Module, strict: bool, batch_statistics: bool) -> None:
+    strict = check_flag(strict, "strict")
+    batch_statistics = check_flag(batch_statistics, "batch_statistics")
     for name, module in model.named_modules():
         if isinstance(module, _BatchNorm):
             if not module.affine:
@@ -259,6 +263,7 @@ def full_jacobian(
         >>> bool(fj.completeness_error(relative=True).max() < 1e-12)
         True
     """
+    create_graph = check_flag(create_graph, "create_graph")
     return FullJacobian(*decompose(model, x, target, layers, create_graph, strict, batch_statistics))
 
 
@@ -291,6 +296,7 @@ def decompose(
     the full-size gradients need not be kept (FullGrad keeps only
     :math:`B \times 1 \times h \times w` maps).
     """
+    create_graph = check_flag(create_graph, "create_graph")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(x, Tensor):

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.jacobian.decomposition import decompose, resolve_target
+from latentgraph.validation import check_flag
 
 __all__ = ["fullgrad", "gradient_times_input", "saliency_postprocess"]
 
@@ -122,6 +123,7 @@ def fullgrad(
         >>> fullgrad(net, torch.rand(5, 1, 8, 8)).shape
         torch.Size([5, 1, 8, 8])
     """
+    differentiable = check_flag(differentiable, "differentiable")
     _check_image_batch(x)
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be one of {_VARIANTS}, got {variant!r}")

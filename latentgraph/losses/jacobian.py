@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgraph.jacobian import FullJacobian
+from latentgraph.validation import check_flag
 
 __all__ = ["BiasJacobianPenalty", "InputJacobianMatchingLoss", "FullJacobianMatchingLoss"]
 
@@ -133,6 +134,7 @@ class InputJacobianMatchingLoss(nn.Module):
     """
 
     def __init__(self, normalize: bool = False) -> None:
+        normalize = check_flag(normalize, "normalize")
         super().__init__()
         self.normalize = bool(normalize)
 
@@ -188,6 +190,7 @@ class FullJacobianMatchingLoss(nn.Module):
     def __init__(self, student_layers: Sequence[str], teacher_layers: Sequence[str],
                  output_weight: float = 1.0, input_weight: float = 1.0, bias_weight: float = 1.0,
                  normalize: bool = False) -> None:
+        normalize = check_flag(normalize, "normalize")
         super().__init__()
         for name, value in (("student_layers", student_layers), ("teacher_layers", teacher_layers)):
             if isinstance(value, str) or not all(isinstance(n, str) for n in value):

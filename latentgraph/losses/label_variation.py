@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.gsp import label_variation
 from latentgraph.graphs.similarity import SIMILARITIES
-from latentgraph.validation import check_choice, check_features, check_labels, check_neighbours
+from latentgraph.validation import check_choice, check_features, check_flag, check_labels, check_neighbours
 
 
 class LabelVariationLoss(nn.Module):
@@ -66,6 +66,8 @@ class LabelVariationLoss(nn.Module):
 
     def __init__(self, k: int | None = 10, similarity: str = "auto", normalize: bool = False,
                  normalized: bool = True) -> None:
+        normalize = check_flag(normalize, "normalize")
+        normalized = check_flag(normalized, "normalized")
         super().__init__()
         self.k = check_neighbours(k)
         self.similarity = check_choice(similarity, "similarity", SIMILARITIES)

@@ -16,6 +16,7 @@ from torch.utils.data import TensorDataset
 from . import checkpoint as ckpt
 from .build import build_loaders, build_objective, build_optimizer, build_scheduler, model_from_config
 from ..outputs import check_output_dir
+from ..validation import check_flag
 from .config import MethodConfig, ModelConfig, TrainConfig, parse_config
 from .distributed import barrier, is_main_process
 from ..device import model_device, resolve_device
@@ -139,6 +140,9 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
             checkpoint, weights and metrics first (a trained ``teacher/model.pt``
             is still reused).
     """
+    resume = check_flag(resume, "resume")
+    progress = check_flag(progress, "progress")
+    overwrite = check_flag(overwrite, "overwrite")
     output = Path(config.output)
     last = output / "checkpoints" / ckpt.LAST
     if resume and not last.is_file():

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from ..device import resolve_device, to_device
 from ..eval.accuracy import evaluate
 from ..seed import seed_everything
+from ..validation import check_flag
 from . import checkpoint as ckpt
 from .batchnorm import recalibrate_batchnorm
 from .distributed import (
@@ -143,6 +144,7 @@ class Trainer:
         metrics: Mapping[str, Metric] | None = None,
         bn_recalibration: bool = False,
     ) -> None:
+        progress = check_flag(progress, "progress")
         if not isinstance(model, nn.Module):
             raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
         if not isinstance(objective, Objective):
@@ -447,6 +449,8 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
         >>> evaluate(model, [(x, y)]) > 0.9
         True
     """
+    progress = check_flag(progress, "progress")
+    recalibrate_bn = check_flag(recalibrate_bn, "recalibrate_bn")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
         raise ValueError(f"`lr` must be a positive number, got {lr!r}")
     trainer = Trainer(model, ClassificationObjective(), lambda params: torch.optim.Adam(params, lr=lr),

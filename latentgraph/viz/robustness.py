@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from latentgraph.atomic import save_figure
+from latentgraph.validation import check_flag
 from latentgraph.viz.figure import new_figure
 
 
@@ -26,6 +27,7 @@ def plot_accuracy_curves(
         >>> p.is_file()
         True
     """
+    log_x = check_flag(log_x, "log_x")
     if not curves:
         raise ValueError("`curves` must hold at least one curve")
     fig = new_figure(5, 3.5)

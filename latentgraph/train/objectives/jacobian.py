@@ -17,7 +17,7 @@ from latentgraph.capture import capture
 from latentgraph.jacobian import bias_layer_names, full_jacobian
 from latentgraph.losses.baselines import AttentionTransferLoss
 from latentgraph.losses.jacobian import BiasJacobianPenalty, FullJacobianMatchingLoss
-from latentgraph.validation import check_number
+from latentgraph.validation import check_flag, check_number
 
 from .distillation import layer_name_pairs
 from .registry import register_objective
@@ -148,6 +148,7 @@ class JacobianDistillationObjective(FrozenTeacherObjective):
     def __init__(self, teacher: nn.Module, method: str = "full_jacobian+attention", layers: object = None,
                  attention_layers: object = None, output_weight: float = 1.0, input_weight: float = 1.0,
                  bias_weight: float = 1.0, attention_weight: float = 1000.0, normalize: bool = False) -> None:
+        normalize = check_flag(normalize, "normalize")
         super().__init__(teacher)
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; available: {', '.join(METHODS)}")

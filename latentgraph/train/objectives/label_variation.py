@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.train.objectives.registry import register_objective
-from latentgraph.validation import check_number
+from latentgraph.validation import check_flag, check_number
 
 __all__ = ["LabelVariationObjective"]
 
@@ -56,6 +56,9 @@ class LabelVariationObjective:
     def __init__(self, k: Optional[int] = 10, similarity: str = "auto", normalize: bool = False,
                  normalized: bool = True, layer: Optional[str] = None, cross_entropy: bool = False,
                  weight: float = 1.0) -> None:
+        normalize = check_flag(normalize, "normalize")
+        normalized = check_flag(normalized, "normalized")
+        cross_entropy = check_flag(cross_entropy, "cross_entropy")
         self.loss = LabelVariationLoss(k=k, similarity=similarity, normalize=normalize, normalized=normalized)
         self.layer = layer
         self.cross_entropy = bool(cross_entropy)

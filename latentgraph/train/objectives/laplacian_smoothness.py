@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.laplacian_smoothness import LaplacianSmoothnessLoss, relu_layer_names
 from latentgraph.train.objectives.registry import register_objective
-from latentgraph.validation import check_number
+from latentgraph.validation import check_flag, check_number
 
 __all__ = ["LaplacianSmoothnessObjective"]
 
@@ -58,6 +58,7 @@ class LaplacianSmoothnessObjective:
 
     def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
                  layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
+        apply_relu = check_flag(apply_relu, "apply_relu")
         self.gamma = check_number(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
         self.layers = None if layers is None else list(layers)
