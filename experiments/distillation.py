@@ -1,56 +1,80 @@
-"""Distillation on MNIST-5k: student alone, KD, RKD, GKD, GKD inter-class and EGA.
+"""Distillation on MNIST-5k on the shared protocol: LGG §4.1 (GKD) and EGA, with their baselines.
 
 A SmallCNN of width 32 (≈94k parameters) is the teacher, one of width 16
-(≈24k) the student. The teacher is trained once (seed ``--teacher-seed``,
-cached in the output folder) and shared; for each seed one student per method
-is trained, on the full training set (4,000 images) and in a limited-data
-setting (``--per-class`` images per class; the teacher still saw everything).
-Every run reports test error and teacher–student agreement (share of test
-images on which both predict the same class). Every network is trained with
-Adam (lr 1e-3) and a cosine schedule, batch 64. The weights λ are the
-methods' published defaults, not tuned here: KD T = 4, λ = 1; RKD
-distance/angle 25/50 on the embedding; GKD λ = 25, mean over the three blocks;
-EGA λ = 1 (node 1, edge 0.3, heads to 256 dimensions) on the embedding.
+(≈24k) the student; both see the protocol's fixed MNIST-5k split
+(3,500 train / 500 validation / 1,000 test, ``protocol.load_split``). The
+teacher is trained once on the whole training part (seed ``--teacher-seed``,
+cached in the output folder). For each setting — ``--per-class`` images per
+class (a new subset per seed; the teacher still saw everything) and the full
+training part — one student per method and seed is trained with Adam (lr
+1e-3, cosine schedule, batch 64) for a fixed budget set in advance
+(``--limited-epochs`` / ``--full-epochs``, not tuned).
 
-    python experiments/distillation.py --seeds 0 1 2
+Methods, each with the weights of the paper it comes from (not tuned here):
 
-writes ``distillation.csv`` (one row per run) and ``distillation.md`` (mean ±
-std over seeds) to ``--output``.
+* ``student``: cross-entropy alone;
+* ``kd``: Hinton et al., T = 4, λ = 1;
+* ``rkd_d``: RKD distance-only, λ = 25, mean over the three block outputs —
+  the LGG paper's baseline (official code github.com/cadurosar/graph_kd,
+  ``--rkd 25``);
+* ``rkd_da``: RKD distance + angle 25 / 50 on the pooled embedding —
+  RepDistiller's classification weights (RKD's own metric-learning weights
+  are 1 / 2);
+* ``gkd``: GKD, λ = 25, complete graphs (official ``k = 128`` = batch,
+  i.e. no kNN mask), mean over the three blocks; ``gkd_inter`` keeps only
+  edges between distinct classes;
+* ``ega``: EGA with the official script's weights (github.com/yccm/EGA
+  ``train_student.py`` defaults: node 0.8, edge 0.24, λ_EGA = 1) and its head
+  wiring (256-d heads; the teacher head trained only by its own classifier's
+  cross-entropy) on the pooled embedding;
+* ``ega_val``: the same with λ_EGA chosen on validation (grid ``--ega-grid``,
+  tuning seeds, per setting);
+* ``at``: attention transfer, β = 1000, on the three blocks.
+
+Reported: test error and teacher agreement, mean ± std over the reported
+seeds, and the paired difference of each method to the student (and GKD to
+RKD-D, GKD inter-class to GKD, EGA-val to EGA) with its 95 % CI.
+
+    OMP_NUM_THREADS=1 nice -n 5 python experiments/distillation.py
+
+writes ``distillation_runs``, ``distillation_summary``,
+``distillation_comparisons`` and ``distillation_choices`` (each ``.csv`` and
+``.md``) to ``--output`` (default ``experiments/results``).
 """
 from __future__ import annotations
 
 import argparse
-import io
-import platform
-import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from latentgraph.atomic import save_torch, write_csv, write_text
-from latentgraph.data import load_mnist5k, make_loader, per_class_subset
+from latentgraph.atomic import save_torch
+from latentgraph.data import make_loader, per_class_subset
 from latentgraph.models import SmallCNN
 from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer, evaluate
 from latentgraph.train.objectives import ClassificationObjective
 from latentgraph.train.objectives.distillation import DistillationObjective, teacher_agreement
+from protocol import REPORTED_SEEDS, Record, choose_on_validation, load_split, paired_difference, summarize
 
 BLOCKS = ["block1", "block2", "block3"]
-METHODS = {
+EGA_OFFICIAL = {"layers": ["pool"], "proj_dim": 256, "node_weight": 0.8, "edge_weight": 0.24, "weight": 1.0}
+METHODS: dict[str, dict | None] = {
     "student": None,
-    "kd": {"kd": {}},
-    "rkd": {"rkd": {"layers": ["pool"]}},
-    "gkd": {"gkd": {"layers": BLOCKS}},
-    "gkd_inter": {"gkd": {"layers": BLOCKS, "edges": "inter_class"}},
-    "ega": {"ega": {"layers": ["pool"], "proj_dim": 256}},
+    "kd": {"kd": {"temperature": 4.0, "weight": 1.0}},
+    "rkd_d": {"rkd": {"layers": BLOCKS, "distance_weight": 25.0, "angle_weight": 0.0}},
+    "rkd_da": {"rkd": {"layers": ["pool"], "distance_weight": 25.0, "angle_weight": 50.0}},
+    "gkd": {"gkd": {"layers": BLOCKS, "weight": 25.0}},
+    "gkd_inter": {"gkd": {"layers": BLOCKS, "weight": 25.0, "edges": "inter_class"}},
+    "ega": {"ega": EGA_OFFICIAL},
+    "ega_val": {"ega": EGA_OFFICIAL},  # weight replaced by the validation choice
+    "at": {"at": {"layers": BLOCKS, "weight": 1000.0}},
 }
+COMPARISONS = [("gkd", "rkd_d"), ("gkd_inter", "gkd"), ("ega_val", "ega")]
 
-FIELDS = ["setting", "method", "seed", "error", "agreement", "seconds", "cpu_seconds"]
 
-
-def _adam(lr: float):
+def _optimizer(lr: float):
     return lambda params: torch.optim.Adam(params, lr=lr)
 
 
@@ -58,82 +82,73 @@ def _cosine(epochs: int):
     return lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
 
 
-def train_teacher(split, seed: int, epochs: int, batch_size: int, lr: float, cache: Path) -> SmallCNN:
-    """Train (or load from ``cache``) the width-32 teacher for ``seed``."""
+def train_teacher(split, seed: int, epochs: int, args) -> SmallCNN:
+    """Train (or load from the output folder) the width-32 teacher."""
+    path = args.output / f"teacher_mnist5k-protocol_seed{seed}_e{epochs}_b{args.batch_size}.pt"
     teacher = SmallCNN(width=32)
-    path = cache / f"teacher_seed{seed}_e{epochs}_b{batch_size}_cosine.pt"
     if path.exists():
         teacher.load_state_dict(torch.load(path, weights_only=True))
         return teacher.eval()
     seed_everything(seed)
     teacher = SmallCNN(width=32)
-    loader = make_loader(split.x_train, split.y_train, batch_size, shuffle=True, seed=seed)
-    Trainer(teacher, ClassificationObjective(), _adam(lr), _cosine(epochs), seed=seed, progress=False,
+    loader = make_loader(split.x_train, split.y_train, args.batch_size, shuffle=True, seed=seed)
+    Trainer(teacher, ClassificationObjective(), _optimizer(args.lr), _cosine(epochs), seed=seed, progress=False,
             metrics={}).fit(loader, epochs)
     save_torch(teacher.state_dict(), path)
     return teacher.eval()
 
 
-def train_student(method: str, teacher: SmallCNN, x, y, split, seed: int, epochs: int, batch_size: int,
-                  lr: float) -> dict:
-    """Train one width-16 student with ``method``; return its test error and agreement."""
+def train_student(method: str, teacher: SmallCNN, x, y, seed: int, epochs: int, args,
+                  ega_weight: float | None = None) -> SmallCNN:
+    """One width-16 student trained with ``method`` on ``(x, y)``."""
     seed_everything(seed)
     student = SmallCNN(width=16)
     losses = METHODS[method]
     if losses is None:
         objective = ClassificationObjective()
     else:
+        losses = {name: dict(options) for name, options in losses.items()}
+        if method == "ega_val":
+            losses["ega"]["weight"] = ega_weight
         objective = DistillationObjective(teacher, losses, student=student, example_input=x[:2])
-    loader = make_loader(x, y, batch_size, shuffle=True, seed=seed)
-    start, cpu_start = time.perf_counter(), time.process_time()
-    Trainer(student, objective, _adam(lr), _cosine(epochs), seed=seed, progress=False, metrics={}).fit(loader, epochs)
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    test = make_loader(split.x_test, split.y_test, 500, shuffle=False)
-    return {
-        "error": 100.0 * (1.0 - evaluate(student, test)),
-        "agreement": 100.0 * teacher_agreement(student, teacher, test),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-    }
+    loader = make_loader(x, y, args.batch_size, shuffle=True, seed=seed)
+    Trainer(student, objective, _optimizer(args.lr), _cosine(epochs), seed=seed, progress=False,
+            metrics={}).fit(loader, epochs)
+    return student.eval()
 
 
-def _summary(rows: list[dict], teachers: dict[int, float], args, elapsed: float) -> str:
-    out = io.StringIO()
-    for seed, error in teachers.items():
-        out.write(f"Teacher (SmallCNN width 32, seed {seed}, {args.teacher_epochs} epochs): test error {error:.2f} %\n\n")
-    for setting in dict.fromkeys(row["setting"] for row in rows):
-        out.write(f"**{setting}**\n\n| method | test error (%) | agreement with teacher (%) | wall s / run | CPU s / run |\n")
-        out.write("|---|---|---|---|---|\n")
-        for method in METHODS:
-            runs = [r for r in rows if r["setting"] == setting and r["method"] == method]
-            if not runs:
-                continue
-            cells = []
-            for key in ("error", "agreement"):
-                values = [r[key] for r in runs]
-                std = statistics.stdev(values) if len(values) > 1 else 0.0
-                cells.append(f"{statistics.mean(values):.2f} ± {std:.2f}")
-            cells.append(f"{statistics.mean(r['seconds'] for r in runs):.1f}")
-            cells.append(f"{statistics.mean(r['cpu_seconds'] for r in runs):.1f}")
-            out.write(f"| {method} | " + " | ".join(cells) + " |\n")
-        out.write("\n")
-    out.write(f"mean ± sample std over seeds {args.seeds}; {elapsed:.0f} s wall and "
-              f"{time.process_time():.0f} s CPU in all, "
-              f"{torch.get_num_threads()} thread(s), {platform.machine()}, torch {torch.__version__}, "
-              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.\n\n"
-              f"Command: `python experiments/distillation.py {' '.join(sys.argv[1:])}`\n")
-    return out.getvalue()
+def _error(model, x, y) -> float:
+    return 100.0 * (1.0 - evaluate(model, make_loader(x, y, 500, shuffle=False)))
+
+
+def _settings(split, args) -> list[tuple[str, int | None, int, list[str]]]:
+    """(name, images per class or None for all, epochs, methods) of each setting."""
+    out = [(f"{n} per class", n, args.limited_epochs, args.methods) for n in args.per_class]
+    if args.full_methods:
+        out.append((f"full ({len(split.y_train)} images)", None, args.full_epochs, args.full_methods))
+    return out
+
+
+def _subset(split, per_class: int | None, seed: int):
+    if per_class is None:
+        return split.x_train, split.y_train
+    return per_class_subset(split.x_train, split.y_train, per_class, seed=seed)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--teacher-seed", type=int, default=0, help="one teacher, shared by every student seed")
+    parser.add_argument("--seeds", type=int, default=10, help="reported seeds (the first n of the protocol's)")
+    parser.add_argument("--full-seeds", type=int, default=5, help="reported seeds on the full training part")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                        help="methods of the per-class settings")
+    parser.add_argument("--full-methods", nargs="*", default=["student", "kd", "rkd_d", "gkd", "ega"],
+                        choices=list(METHODS), help="methods of the full-data setting (none: skip it)")
+    parser.add_argument("--per-class", type=int, nargs="*", default=[20])
+    parser.add_argument("--teacher-seed", type=int, default=0)
     parser.add_argument("--teacher-epochs", type=int, default=8)
-    parser.add_argument("--student-epochs", type=int, default=6)
-    parser.add_argument("--per-class", type=int, default=20, help="limited-data setting: images per class")
+    parser.add_argument("--full-epochs", type=int, default=6)
     parser.add_argument("--limited-epochs", type=int, default=30)
+    parser.add_argument("--ega-grid", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
@@ -141,30 +156,67 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     args.output.mkdir(parents=True, exist_ok=True)
-    split = load_mnist5k(seed=0)
-    begin = time.perf_counter()
-    rows: list[dict] = []
-    teachers: dict[int, float] = {}
-    teacher = train_teacher(split, args.teacher_seed, args.teacher_epochs, args.batch_size, args.lr, args.output)
-    test = make_loader(split.x_test, split.y_test, 500, shuffle=False)
-    teachers[args.teacher_seed] = 100.0 * (1.0 - evaluate(teacher, test))
-    print(f"teacher (seed {args.teacher_seed}): test error {teachers[args.teacher_seed]:.2f} %", flush=True)
-    for seed in args.seeds:
-        x_few, y_few = per_class_subset(split.x_train, split.y_train, args.per_class, seed=seed)
-        settings = {
-            f"full (4000 images, {args.student_epochs} epochs)": (split.x_train, split.y_train, args.student_epochs),
-            f"limited ({args.per_class} per class, {args.limited_epochs} epochs)": (x_few, y_few, args.limited_epochs),
-        }
-        for setting, (x, y, epochs) in settings.items():
-            for method in args.methods:
-                result = train_student(method, teacher, x, y, split, seed, epochs, args.batch_size, args.lr)
-                rows.append({"setting": setting, "method": method, "seed": seed, **result})
-                print(f"seed {seed} | {setting} | {method:9s} | error {result['error']:.2f} % | "
-                      f"agreement {result['agreement']:.2f} % | {result['seconds']:.1f} s", flush=True)
-                write_csv(args.output / "distillation.csv", rows, FIELDS)  # after every run: partial results survive
-    summary = _summary(rows, teachers, args, time.perf_counter() - begin)
-    write_text(args.output / "distillation.md", summary)
-    print(summary)
+    record = Record()
+    split = load_split("mnist5k")
+    teacher = train_teacher(split, args.teacher_seed, args.teacher_epochs, args)
+    teacher_error = _error(teacher, split.x_test, split.y_test)
+    print(f"teacher: test error {teacher_error:.2f} %", flush=True)
+    runs: list[dict] = []
+    choices: list[dict] = []
+    notes = [f"Teacher: SmallCNN width 32, seed {args.teacher_seed}, {args.teacher_epochs} epochs on the "
+             f"{len(split.y_train)} training images: test error {teacher_error:.2f} %."]
+    for setting, per_class, epochs, methods in _settings(split, args):
+        ega_weight = None
+        if "ega_val" in methods:
+            def val_error(weight, seed, per_class=per_class, epochs=epochs):
+                x, y = _subset(split, per_class, seed)
+                student = train_student("ega_val", teacher, x, y, seed, epochs, args, ega_weight=weight)
+                return _error(student, split.x_val, split.y_val)
+
+            choice = choose_on_validation(args.ega_grid, val_error, name=f"λ_EGA ({setting})")
+            ega_weight = choice.value
+            notes.append(choice.describe())
+            choices += [{"setting": setting, "λ_EGA": g, "validation error (%)": round(s, 2),
+                         "chosen": "yes" if g == choice.value else ""} for g, s in zip(choice.grid, choice.scores)]
+            print(choice.describe(), flush=True)
+        seeds = REPORTED_SEEDS[:args.seeds if per_class is not None else args.full_seeds]
+        for seed in seeds:
+            x, y = _subset(split, per_class, seed)
+            for method in methods:
+                start = time.process_time()
+                student = train_student(method, teacher, x, y, seed, epochs, args, ega_weight=ega_weight)
+                test = make_loader(split.x_test, split.y_test, 500, shuffle=False)
+                run = {"setting": setting, "method": method, "seed": seed,
+                       "error": round(_error(student, split.x_test, split.y_test), 2),
+                       "agreement": round(100.0 * teacher_agreement(student, teacher, test), 2),
+                       "cpu_seconds": round(time.process_time() - start, 1)}
+                runs.append(run)
+                print(run, flush=True)
+            record.write_table(args.output / "distillation_runs", runs)  # partial results survive
+    by = ["setting", "method"]
+    summary = summarize(runs, by=by, metric="error", baseline={"method": "student"})
+    agreement = summarize(runs, by=by, metric="agreement")
+    for row, agree in zip(summary, agreement):
+        row["agreement with teacher (%)"] = agree["agreement"]
+    record.write_table(args.output / "distillation_summary", summary, title="Test error (%) on MNIST-5k",
+                       notes=notes)
+    comparisons = []
+    for setting in dict.fromkeys(r["setting"] for r in runs):
+        for method, baseline in COMPARISONS:
+            a = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == method}
+            b = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == baseline}
+            shared = sorted(set(a) & set(b))
+            if len(shared) < 2:
+                continue
+            diff = paired_difference([a[s] for s in shared], [b[s] for s in shared])
+            comparisons.append({"setting": setting, "comparison": f"{method} − {baseline}", "seeds": len(shared),
+                                "Δ error (95 % CI)": str(diff)})
+    if comparisons:
+        record.write_table(args.output / "distillation_comparisons", comparisons,
+                           title="Paired differences in test error (percentage points)")
+    if choices:
+        record.write_table(args.output / "distillation_choices", choices,
+                           title="λ_EGA on validation (mean over tuning seeds)")
     return 0
 
 
