@@ -135,6 +135,34 @@ def _subset(split, per_class: int | None, seed: int):
     return per_class_subset(split.x_train, split.y_train, per_class, seed=seed)
 
 
+def _write_tables(record: Record, output: Path, runs: list[dict], notes: list[str], choices: list[dict]) -> None:
+    """The per-run table, the summary against the student, the paired comparisons and the choices."""
+    record.write_table(output / "distillation_runs", runs)
+    if choices:
+        record.write_table(output / "distillation_choices", choices,
+                           title="λ_EGA on validation (mean over tuning seeds)")
+    if len({r["seed"] for r in runs}) < 2:
+        return
+    by = ["setting", "method"]
+    summary = summarize(runs, by=by, metric="error", baseline={"method": "student"})
+    for row, agree in zip(summary, summarize(runs, by=by, metric="agreement")):
+        row["agreement with teacher (%)"] = agree["agreement"]
+    record.write_table(output / "distillation_summary", summary, title="Test error (%) on MNIST-5k", notes=notes)
+    comparisons = []
+    for setting in dict.fromkeys(r["setting"] for r in runs):
+        for method, baseline in COMPARISONS:
+            a = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == method}
+            b = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == baseline}
+            shared = sorted(set(a) & set(b))
+            if len(shared) >= 2:
+                diff = paired_difference([a[s] for s in shared], [b[s] for s in shared])
+                comparisons.append({"setting": setting, "comparison": f"{method} − {baseline}",
+                                    "seeds": len(shared), "Δ error (95 % CI)": str(diff)})
+    if comparisons:
+        record.write_table(output / "distillation_comparisons", comparisons,
+                           title="Paired differences in test error (percentage points)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=10, help="reported seeds (the first n of the protocol's)")
@@ -192,31 +220,7 @@ def main(argv: list[str] | None = None) -> int:
                        "cpu_seconds": round(time.process_time() - start, 1)}
                 runs.append(run)
                 print(run, flush=True)
-            record.write_table(args.output / "distillation_runs", runs)  # partial results survive
-    by = ["setting", "method"]
-    summary = summarize(runs, by=by, metric="error", baseline={"method": "student"})
-    agreement = summarize(runs, by=by, metric="agreement")
-    for row, agree in zip(summary, agreement):
-        row["agreement with teacher (%)"] = agree["agreement"]
-    record.write_table(args.output / "distillation_summary", summary, title="Test error (%) on MNIST-5k",
-                       notes=notes)
-    comparisons = []
-    for setting in dict.fromkeys(r["setting"] for r in runs):
-        for method, baseline in COMPARISONS:
-            a = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == method}
-            b = {r["seed"]: r["error"] for r in runs if r["setting"] == setting and r["method"] == baseline}
-            shared = sorted(set(a) & set(b))
-            if len(shared) < 2:
-                continue
-            diff = paired_difference([a[s] for s in shared], [b[s] for s in shared])
-            comparisons.append({"setting": setting, "comparison": f"{method} − {baseline}", "seeds": len(shared),
-                                "Δ error (95 % CI)": str(diff)})
-    if comparisons:
-        record.write_table(args.output / "distillation_comparisons", comparisons,
-                           title="Paired differences in test error (percentage points)")
-    if choices:
-        record.write_table(args.output / "distillation_choices", choices,
-                           title="λ_EGA on validation (mean over tuning seeds)")
+            _write_tables(record, args.output, runs, notes, choices)  # after every seed: partial results survive
     return 0
 
 
