@@ -204,11 +204,12 @@ def run_regularize(args, record: Record) -> None:
                          "best epoch": best.best_epoch, "of epochs": best.epochs})
             print(runs[-1], flush=True)
         record.write_table(args.output / "full_jacobian_regularize_runs", runs)
-    record.write_table(args.output / "full_jacobian_regularize",
-                       summarize(runs, by=["method"], metric="error", baseline={"method": "none"}),
-                       title=(f"Test error (%) on digits, SmallCNN width {args.reg_width}, "
-                              f"{args.reg_per_class} images per class, best validation epoch of "
-                              f"{args.reg_steps} steps"), notes=notes)
+        if seed != REPORTED_SEEDS[0]:  # after every seed: partial results survive
+            record.write_table(args.output / "full_jacobian_regularize",
+                               summarize(runs, by=["method"], metric="error", baseline={"method": "none"}),
+                               title=(f"Test error (%) on digits, SmallCNN width {args.reg_width}, "
+                                      f"{args.reg_per_class} images per class, best validation epoch of "
+                                      f"{args.reg_steps} steps"), notes=notes)
 
 
 # ---------------------------------------------------------------------------- saliency
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input-grid", type=float, nargs="+", default=[0.1, 1.0])
     parser.add_argument("--attention-grid", type=float, nargs="+", default=[100.0, 1000.0])
     parser.add_argument("--bias-grid", type=float, nargs="+", default=[1.0, 10.0])
-    parser.add_argument("--reg-seeds", type=int, default=6)
+    parser.add_argument("--reg-seeds", type=int, default=5)
     parser.add_argument("--reg-width", type=int, default=64)
     parser.add_argument("--reg-per-class", type=int, default=5)
     parser.add_argument("--reg-steps", type=int, default=300)
