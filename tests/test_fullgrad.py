@@ -184,3 +184,42 @@ def test_saliency_command_default_trains_on_digits(tmp_path):
 
     assert main(["saliency", "--epochs", "1", "--output", str(tmp_path)]) == 0
     assert (tmp_path / "model.pt").exists() and (tmp_path / "saliency.png").exists()
+
+
+def _official_fullgrad(net, x):
+    """The authors' post-processing, one bias layer at a time: ψ of ∇x f ⊙ x and of each
+    bias-gradient, F.interpolate to the input, channel sums."""
+    from latentgraph.jacobian import full_jacobian
+
+    fj = full_jacobian(net, x)
+    maps = saliency_postprocess(fj.input_gradient * fj.input).sum(1, keepdim=True)
+    for grad in fj.bias_gradients.values():
+        if grad.dim() == 4:
+            maps = maps + F.interpolate(saliency_postprocess(grad), size=x.shape[-2:], mode="bilinear",
+                                        align_corners=True).sum(1, keepdim=True)
+    return maps.detach()
+
+
+def test_fullgrad_of_a_three_resolution_cnn_equals_the_official_post_processing():
+    from latentgraph.models import SmallCNN
+
+    torch.manual_seed(3)
+    net = SmallCNN(width=8).to(DT).eval()
+    for module in net.modules():  # non-trivial running statistics, so BatchNorm's effective bias is not β
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    x = torch.rand(5, 1, 28, 28, dtype=DT)
+    assert torch.allclose(fullgrad(net, x), _official_fullgrad(net, x), rtol=1e-10, atol=1e-10)
+
+
+def test_fullgrad_computes_no_weight_gradient():
+    from latentgraph.models import SmallCNN
+
+    net = SmallCNN(width=4).eval()
+    reached = []
+    for name, param in net.named_parameters():
+        param.register_hook(lambda grad, name=name: reached.append(name))
+    fullgrad(net, torch.rand(2, 1, 28, 28))
+    fullgrad(net, torch.rand(2, 1, 28, 28), variant="simple")
+    assert reached == [] and all(param.grad is None for param in net.parameters())

@@ -18,7 +18,6 @@ sum; this module follows the code.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.jacobian.decomposition import decompose, resolve_target
@@ -66,21 +65,45 @@ def _summed_bias_map(grad: Tensor, bias: Tensor | None, eps: float = 1e-6) -> Te
 
     With :math:`a = |\nabla_z f|` and :math:`w = |b| \ge 0`, the extremes of
     :math:`a_c w_c` are :math:`\min_c w_c \min a_c` and :math:`\max_c w_c \max a_c`,
-    and the channel sum is :math:`\sum_c w_c a_c`. ``bias=None`` gives the raw
-    gradient (simple FullGrad). Layers whose output is not :math:`B \times C \times h \times w` give ``None``.
+    and the channel sum :math:`\sum_c w_c a_c` is one contraction: four passes
+    over the gradient (absolute value, minimum, maximum, weighted sum), no
+    product tensor. ``bias=None`` gives the raw gradient (simple FullGrad).
+    Layers whose output is not :math:`B \times C \times h \times w` give ``None``.
     """
     if grad.dim() != 4:
         return None
     a = grad.abs()
     low, high = a.amin((2, 3)), a.amax((2, 3))  # per sample and channel, B×C
     if bias is None:
-        w = torch.ones(grad.shape[1], dtype=grad.dtype, device=grad.device)
+        low, high, summed = low.amin(1), high.amax(1), a.sum(1, keepdim=True)
     else:
         w = bias.reshape(-1).abs().to(grad.dtype)
-    low, high = (low * w).amin(1), (high * w).amax(1)
-    summed = (a * w.reshape(1, -1, 1, 1)).sum(1, keepdim=True)
+        low, high = (low * w).amin(1), (high * w).amax(1)
+        summed = torch.matmul(w, a.flatten(2)).reshape(a.shape[0], 1, *a.shape[2:])  # reads a in place
     shape = (-1, 1, 1, 1)
     return (summed - grad.shape[1] * low.reshape(shape)) / ((high - low).reshape(shape) + eps)
+
+
+def _bilinear_weights(n_in: int, n_out: int, like: Tensor) -> Tensor:
+    r"""The :math:`n_\text{out} \times n_\text{in}` matrix of 1-D linear interpolation with
+    aligned corners: output :math:`i` reads source position :math:`i (n_\text{in} - 1) / (n_\text{out} - 1)`."""
+    src = torch.arange(n_out, dtype=torch.float64) * ((n_in - 1) / max(n_out - 1, 1))
+    low = src.floor().long().clamp(max=n_in - 1)
+    frac = src - low
+    weights = torch.zeros(n_out, n_in, dtype=torch.float64)
+    weights[torch.arange(n_out), low] += 1 - frac
+    weights[torch.arange(n_out), (low + 1).clamp(max=n_in - 1)] += frac
+    return weights.to(like.device, like.dtype)
+
+
+def _resize(summed: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize with aligned corners (as ``F.interpolate``), as two small matrix
+    products: :math:`R_h M R_w^\top`."""
+    if tuple(summed.shape[-2:]) == size:
+        return summed
+    rows = _bilinear_weights(summed.shape[-2], size[0], summed)
+    cols = _bilinear_weights(summed.shape[-1], size[1], summed)
+    return rows @ summed @ cols.T
 
 
 def _check_image_batch(x: Tensor) -> None:
@@ -99,8 +122,14 @@ def fullgrad(
 ) -> Tensor:
     r"""FullGrad saliency maps of a batch of images, :math:`B \times 1 \times H \times W`.
 
-    One forward and one backward pass (:func:`full_jacobian`), then the
-    post-processing of the official implementation (see the module docstring).
+    One forward and one backward pass (:func:`~latentgraph.jacobian.decomposition.decompose`)
+    that computes only the input-gradient and the gradients at the bias
+    layers' outputs (no weight gradient, parameters' ``.grad`` untouched);
+    each bias layer's gradient is reduced to its
+    :math:`B \times 1 \times h \times w` map as soon as the backward pass
+    produces it, maps of one size are summed before one bilinear resize, and
+    the result equals the post-processing of the official implementation (see
+    the module docstring).
 
     Args:
         model (nn.Module): an image classifier in evaluation mode.
@@ -130,13 +159,14 @@ def fullgrad(
     full = variant == "full"
     parts = decompose(model, x, target=target, create_graph=differentiable, strict=full,
                       reduce=lambda grad, bias: _summed_bias_map(grad, bias if full else None))
-    size = tuple(x.shape[-2:])
-    saliency = _summed_postprocess(parts.input_gradient * parts.input)
+    by_size: dict[tuple[int, int], Tensor] = {}  # resizing is linear: sum the maps of a size first
     for summed in parts.feature_gradients.values():
         if summed is not None:
-            if tuple(summed.shape[-2:]) != size:
-                summed = F.interpolate(summed, size=size, mode="bilinear", align_corners=True)
-            saliency = saliency + summed
+            key = tuple(summed.shape[-2:])
+            by_size[key] = by_size[key] + summed if key in by_size else summed
+    saliency = _summed_postprocess(parts.input_gradient * parts.input)
+    for summed in by_size.values():
+        saliency = saliency + _resize(summed, tuple(x.shape[-2:]))
     return saliency if differentiable else saliency.detach()
 
 
