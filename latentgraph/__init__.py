@@ -47,10 +47,11 @@ _LAZY: dict[str, str] = {
     "full_jacobian": "latentgraph.jacobian",
     "fullgrad": "latentgraph.jacobian",
     "seed_everything": "latentgraph.seed",
+    "LabelVariationMonitor": "latentgraph.callbacks",
 }
 
 #: Subpackages reachable as attributes (``lg.losses``), imported on first use.
-_SUBMODULES = ("data", "generalization", "losses", "models", "robustness", "train")
+_SUBMODULES = ("callbacks", "data", "generalization", "losses", "models", "robustness", "train")
 
 __all__ = ["Activations", "capture", "layer_names", *sorted(_LAZY), *_SUBMODULES]
 

@@ -113,3 +113,8 @@ def test_bad_arguments(tmp_path):
         LabelVariationMonitor(x, y, ["1"]).on_epoch_end(model, -1)
     with pytest.raises(ValueError, match="no module named"):
         LabelVariationMonitor(x, y, ["fc9"]).measure(model)
+
+
+def test_reachable_from_the_package():
+    assert lg.LabelVariationMonitor is LabelVariationMonitor
+    assert lg.callbacks.LabelVariationMonitor is LabelVariationMonitor
