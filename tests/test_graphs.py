@@ -55,8 +55,26 @@ def test_installed_backends_give_the_same_edges(backend, similarity):
 def test_blocked_search_equals_one_block(monkeypatch):
     x = torch.rand(50, 5, generator=torch.Generator().manual_seed(2))
     whole = knn_indices(x, 3, "cosine")
-    monkeypatch.setattr(knn_module, "_BLOCK", 7 * 50)  # seven rows per block
-    assert torch.equal(knn_indices(x, 3, "cosine"), whole)
+    monkeypatch.setattr(knn_module, "_ROWS", 7)  # blocks of 7 rows and 16 columns
+    monkeypatch.setattr(knn_module, "_COLS", 16)
+    assert torch.equal(knn_indices(x, 3, "cosine").sort(dim=1).values, whole.sort(dim=1).values)
+
+
+@pytest.mark.parametrize("rows,cols,grouped_from", [(256, 16384, 512), (7, 64, 1), (5, 13, 1), (3, 128, 1)])
+@pytest.mark.parametrize("n,k", [(300, 10), (129, 7), (64, 20), (40, 39), (200, 1)])
+def test_blocked_topk_breaks_ties_by_index_like_a_stable_sort(monkeypatch, rows, cols, grouped_from, n, k):
+    # small integers: exact products and many ties, across blocks, groups and merges
+    monkeypatch.setattr(knn_module, "_ROWS", rows)
+    monkeypatch.setattr(knn_module, "_COLS", cols)
+    monkeypatch.setattr(knn_module, "_GROUPED_FROM", grouped_from)
+    gen = torch.Generator().manual_seed(n + k)
+    for high in (1, 2, 100):
+        q = torch.randint(0, high + 1, (n, 3), generator=gen).float()
+        scores = (q @ q.T).fill_diagonal_(float("-inf"))
+        expected = torch.sort(scores, dim=1, descending=True, stable=True)
+        values, index = knn_module.blocked_topk(q, q, k)
+        assert torch.equal(index.sort(dim=1).values, expected.indices[:, :k].sort(dim=1).values)
+        assert torch.equal(values.sort(dim=1).values, expected.values[:, :k].sort(dim=1).values)
 
 
 def test_ties_are_broken_by_index_and_keep_k_neighbours():

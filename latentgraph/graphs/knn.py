@@ -30,15 +30,121 @@ from torch import Tensor
 from ..validation import check_choice, check_features, check_k
 from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
-_BLOCK = 2**25
+#: rows and columns of one block of scores (256 × 16384: 16 MiB in float32)
+_ROWS, _COLS = 256, 16384
+#: block rows shorter than this are ranked by :func:`torch.topk` directly
+_GROUPED_FROM = 512
 
 
-def _scores(e: Tensor, rows: slice, sim: Similarity) -> Tensor:
-    """Scores that rank neighbours like the similarity (larger = closer)."""
-    block = e[rows] @ e.T
-    if not sim.larger_is_closer:  # -‖x_i − x_j‖² up to a per-row constant
-        block = 2.0 * block - (e * e).sum(dim=1)[None, :]
-    return block
+def _group_count(cols: int, k: int) -> int:
+    """How many strided groups a block row of ``cols`` scores is split into: a power of
+    two dividing ``cols``, about :math:`\sqrt{cols / k}`, with more than ``k`` columns
+    per group (1: no grouping)."""
+    s = 1
+    while cols >= _GROUPED_FROM and cols % (2 * s) == 0 and (2 * s) ** 2 * k <= cols and cols // (2 * s) > k:
+        s *= 2
+    return s
+
+
+def _block_topk(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    r"""Exact top-``k`` of each row of a block of scores: ``(values, columns)``, ties
+    broken by column.
+
+    The :math:`c` scores of a row are split into :math:`s` strided groups
+    (:func:`_group_count`); the ``k`` groups with the largest maxima hold the
+    row's ``k`` largest scores (any other group's maximum lies below ``k``
+    distinct scores), so :func:`torch.topk` — some 10 ns per element on a
+    CPU — runs over :math:`c / s` maxima and :math:`s k` candidates instead of
+    :math:`c` scores, while the maxima cost one vectorized pass. Rows where a
+    tie at the ``k``-th place could make this ambiguous are ranked by a stable
+    sort of the whole row. Needs more than ``k`` scores per row.
+    """
+    rows, c = scores.shape
+    s = _group_count(c, k)
+    if s == 1:
+        values, cols = scores.topk(k + 1, dim=1)
+        tied = values[:, k - 1] == values[:, k]
+    else:
+        width = c // s
+        grouped = scores.view(rows, s, width)  # grouped[i, t, u] = scores[i, t * width + u]
+        maxima, group = grouped.amax(dim=1).topk(k + 1, dim=1)
+        group = group[:, :k]
+        candidates = grouped.gather(2, group[:, None, :].expand(rows, s, k)).view(rows, s * k)
+        values, cols = candidates.topk(k + 1, dim=1)  # candidate t * k + m is at t * width + group[m]
+        cols = torch.div(cols, k, rounding_mode="floor") * width + group.gather(1, cols % k)
+        tied = (maxima[:, k - 1] == maxima[:, k]) | (values[:, k - 1] == values[:, k])
+    values, cols = values[:, :k], cols[:, :k]
+    if bool(tied.any()):
+        redo = tied.nonzero().flatten()
+        best = torch.sort(scores[redo], dim=1, descending=True, stable=True)
+        values, cols = values.clone(), cols.clone()
+        values[redo], cols[redo] = best.values[:, :k], best.indices[:, :k]
+    return values, cols
+
+
+def _merge_topk(values: Tensor, index: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Exact top-``k`` of each row of candidates ``(values, index)``, ties broken by index."""
+    top, pos = values.topk(k + 1, dim=1)
+    found = index.gather(1, pos[:, :k])
+    tied = top[:, k - 1] == top[:, k]
+    top = top[:, :k]
+    if bool(tied.any()):
+        rows = tied.nonzero().flatten()
+        by_index = index[rows].sort(dim=1, stable=True)
+        best = values[rows].gather(1, by_index.indices).sort(dim=1, descending=True, stable=True)
+        top, found = top.clone(), found.clone()
+        top[rows] = best.values[:, :k]
+        found[rows] = by_index.values.gather(1, best.indices[:, :k])
+    return top, found
+
+
+def _column_bounds(num: int, k: int) -> list[int]:
+    """Bounds of the column blocks, each with more than ``k`` columns (a short remainder
+    joins the block before it)."""
+    starts = list(range(0, num, max(_COLS, k + 1)))
+    if len(starts) > 1 and num - starts[-1] <= k:
+        starts.pop()
+    return [*starts, num]
+
+
+def blocked_topk(queries: Tensor, keys: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    r"""Exact top-``k`` of the scores :math:`S = Q K^\top` per row, the diagonal
+    excluded (a self-search): ``(values, indices)``, ties broken by index
+    (lower first), exactly as a stable sort of each whole row would.
+
+    The scores are computed in blocks of :data:`_ROWS` × :data:`_COLS`, one
+    matrix product each, so memory stays bounded for any number of rows;
+    each block keeps the ``k`` best of its rows (:func:`_block_topk`), and a
+    row's blocks are merged (:func:`_merge_topk`) before the next rows are
+    scored. Needs ``k < len(keys)``.
+
+    Example:
+        >>> e = torch.tensor([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+        >>> blocked_topk(e, e, 1)
+        (tensor([[0.8000],
+                [0.8000],
+                [0.6000]]), tensor([[1],
+                [0],
+                [1]]))
+    """
+    bounds = _column_bounds(keys.shape[0], k)
+    found_values, found_index = [], []
+    for r0 in range(0, queries.shape[0], _ROWS):
+        rows = queries[r0:r0 + _ROWS]
+        values, index = [], []
+        for c0, c1 in zip(bounds[:-1], bounds[1:]):
+            scores = rows @ keys[c0:c1].T
+            scores.diagonal(r0 - c0).fill_(float("-inf"))  # self pairs, where the block holds them
+            block_values, cols = _block_topk(scores, k)
+            values.append(block_values)
+            index.append(cols + c0)
+        if len(values) > 1:
+            values, index = _merge_topk(torch.cat(values, 1), torch.cat(index, 1), k)
+        else:
+            values, index = values[0], index[0]
+        found_values.append(values)
+        found_index.append(index)
+    return torch.cat(found_values), torch.cat(found_index)
 
 
 def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[Tensor, Tensor]:
@@ -49,6 +155,12 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     clamped at 0: exact up to rounding of order
     :math:`\epsilon (\lVert x_i - \bar{x}\rVert^2 + \lVert x_j - \bar{x}\rVert^2)`,
     so a duplicate pair may get a tiny positive value instead of 0.
+
+    Similarities searched by inner product (``larger_is_closer``) score
+    :math:`e_i^\top e_j`; the others score
+    :math:`2 e_i^\top e_j - \lVert e_j\rVert^2 = \lVert e_i\rVert^2 - \lVert e_i - e_j\rVert^2`,
+    one matrix product of :math:`[e_i, 1]` and :math:`[2 e_j, -\lVert e_j\rVert^2]`.
+    See :func:`blocked_topk` for the blocks and the ties.
 
     Half-precision inputs are searched in float32, and very large or small
     ones rescaled (:func:`~latentgraph.graphs.similarity.working_features`);
@@ -62,28 +174,13 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     sim = get_similarity(similarity) if isinstance(similarity, str) else similarity
     xw, scale = working_features(x)
     e = sim.embedding(xw)
-    num = e.shape[0]
-    step = max(1, _BLOCK // num)
-    found, values = [], []
-    for start in range(0, num, step):
-        stop = min(num, start + step)
-        s = _scores(e, slice(start, stop), sim)
-        local = torch.arange(stop - start, device=e.device)
-        s[local, local + start] = float("-inf")
-        # one extra candidate tells whether the k-th place is tied with the next one
-        # (k ≤ B − 1, so the extra candidate exists: at worst the −inf self entry)
-        vals, idx = s.topk(k + 1, dim=1)
-        tied = vals[:, k - 1] == vals[:, k]
-        vals, idx = vals[:, :k], idx[:, :k]
-        if bool(tied.any()):
-            rows = tied.nonzero().flatten()
-            idx[rows] = torch.sort(s[rows], dim=1, descending=True, stable=True).indices[:, :k]
-            vals[rows] = s[rows].gather(1, idx[rows])
-        if not sim.larger_is_closer:  # score = ‖e_i‖² − ‖e_i − e_j‖²
-            vals = ((e[start:stop] * e[start:stop]).sum(dim=1, keepdim=True) - vals).clamp_min(0.0)
-        found.append(idx)
-        values.append(vals)
-    return torch.cat(found), sim.rescale_values(torch.cat(values), scale).to(x.dtype)
+    if sim.larger_is_closer:
+        values, idx = blocked_topk(e, e, k)
+    else:
+        sq = (e * e).sum(dim=1, keepdim=True)
+        values, idx = blocked_topk(torch.cat([e, torch.ones_like(sq)], 1), torch.cat([2.0 * e, -sq], 1), k)
+        values = (sq - values).clamp_min(0.0)
+    return idx, sim.rescale_values(values, scale).to(x.dtype)
 
 
 def _torch_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
