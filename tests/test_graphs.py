@@ -443,3 +443,14 @@ def test_very_large_or_small_values_give_the_same_graph(similarity, scale):
     assert torch.allclose(weights.detach(), lg.latent_graph(x, k=5, similarity=similarity).edge_weight, atol=1e-5)
     weights.sum().backward()
     assert torch.isfinite(big.grad).all()
+
+
+@pytest.mark.skipif("faiss" not in lg.available_backends(), reason="faiss not installed")
+@pytest.mark.parametrize("similarity", ["cosine", "rbf"])
+def test_faiss_drops_self_even_when_duplicates_push_it_out(similarity):
+    x = torch.tensor([[1.0, 2.0]] * 12 + [[3.0, 0.5]] * 4)  # 12 identical rows: k + 1 = 4 ties
+    idx = knn_indices(x, 3, similarity, "faiss")
+    rows = torch.arange(16)[:, None]
+    assert idx.shape == (16, 3) and not (idx == rows).any()
+    assert ((idx < 12) == (rows < 12)).all()  # each row's neighbours are its duplicates
+    assert all(len(set(r)) == 3 for r in idx.tolist())

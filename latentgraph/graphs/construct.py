@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # PyG is imported on first use: it takes seconds
     from torch_geometric.data import Data
 
 from ..validation import check_bandwidth, check_choice, check_features, check_flag, check_k, check_labels
-from .knn import KNN_BACKENDS, knn_indices, torch_knn_search
+from .knn import KNN_BACKENDS, knn_search
 from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
 EDGE_SETS = ("all", "inter_class", "intra_class")
@@ -65,20 +65,17 @@ def _neighbour_pairs(
 ) -> tuple[Tensor, Tensor, Tensor | None]:
     """Sorted ``(row, col, value)`` of the graph after kNN and symmetrization (no self loops).
 
-    ``value`` (:meth:`Similarity.pair_values`) comes from the exact torch
-    search when ``with_values`` is set, without autograd; it is ``None``
-    otherwise. Each undirected pair takes the closer of its two directed
+    ``value`` (:meth:`Similarity.pair_values`) comes from the search itself
+    when ``with_values`` is set and the backend returns it (torch, faiss),
+    without autograd; it is ``None`` otherwise. Each undirected pair takes the closer of its two directed
     values, so both directions carry the same number.
     """
     num = xf.shape[0]
     if k is None:
         row, col = (~torch.eye(num, dtype=torch.bool, device=xf.device)).nonzero().T
         return row, col, None
-    if with_values and backend == "torch":
-        idx, value = torch_knn_search(xf, k, sim)
-        value = value.flatten()
-    else:
-        idx, value = knn_indices(xf, k, sim.name, backend), None
+    idx, value = knn_search(xf, k, sim, backend)
+    value = value.flatten() if with_values and value is not None else None
     row = torch.arange(num, device=xf.device).repeat_interleave(k)
     col = idx.flatten()
     # every choice i → j stands for both directed keys (i, j) and (j, i): a key

@@ -10,7 +10,9 @@ are differentiable whatever the backend.
   :math:`2^{25}` scores so that tens of thousands of samples fit in memory.
   Ties are broken deterministically: higher similarity first, then lower
   index — duplicate and all-zero rows still get exactly ``k`` neighbours.
-* ``"faiss"``: exact :class:`faiss.IndexFlatL2` search on the CPU (``faiss-cpu``).
+* ``"faiss"``: faiss's exact search (:func:`faiss.knn`, inner product or
+  squared L2) on the CPU (``faiss-cpu``), with torch's thread count; its
+  distances serve as the values.
 * ``"torch_cluster"``: :func:`torch_cluster.knn_graph`.
 * ``"pyg"``: :func:`torch_geometric.nn.knn_graph` (needs ``pyg-lib`` or ``torch_cluster``).
 
@@ -183,21 +185,30 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     return idx, sim.rescale_values(values, scale).to(x.dtype)
 
 
-def _torch_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
-    return torch_knn_search(x, k, sim)[0]
+def _torch_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor]:
+    return torch_knn_search(x, k, sim)
 
 
-def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
+def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | None]:
+    """faiss's exact search of the embedding (inner product or squared L2, per the
+    similarity), on as many threads as torch uses; its distances are the values."""
     import faiss
     import numpy as np
 
-    e = sim.embedding(working_features(x.detach().to("cpu", torch.float32))[0]).contiguous().numpy()
-    index = faiss.IndexFlatL2(e.shape[1])
-    index.add(e)
-    _, found = index.search(e, k + 1)
-    is_self = found == np.arange(e.shape[0])[:, None]
-    keep = np.argsort(is_self, axis=1, kind="stable")[:, :k]
-    return torch.from_numpy(np.take_along_axis(found, keep, axis=1)).to(x.device, torch.long)
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    xw = working_features(x.detach().cpu())[0]
+    e = sim.embedding(xw.float()).contiguous().numpy()
+    metric = faiss.METRIC_INNER_PRODUCT if sim.larger_is_closer else faiss.METRIC_L2
+    values, found = faiss.knn(e, e, k + 1, metric=metric)
+    # drop each row's own entry, or its last one when the row itself is not among
+    # the k + 1 (ties with duplicates): a boolean mask keeps the order, no argsort
+    drop = found == np.arange(len(e))[:, None]
+    drop[~drop.any(axis=1), k] = True
+    keep = ~drop
+    found = torch.from_numpy(found[keep].reshape(len(e), k)).to(x.device)
+    if xw.dtype != torch.float32:  # faiss computes in float32: values of other precisions are recomputed
+        return found, None
+    return found, torch.from_numpy(values[keep].reshape(len(e), k)).to(x.device)
 
 
 def _edges_to_rows(edge_index: Tensor, num: int, k: int) -> Tensor:
@@ -207,25 +218,26 @@ def _edges_to_rows(edge_index: Tensor, num: int, k: int) -> Tensor:
     return neighbour[order].view(num, k)
 
 
-def _torch_cluster_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
+def _torch_cluster_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, None]:
     from torch_cluster import knn_graph
 
     e = sim.embedding(working_features(x)[0]).detach()
-    return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
+    return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k), None
 
 
-def _pyg_knn(x: Tensor, k: int, sim: Similarity) -> Tensor:
+def _pyg_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, None]:
     from torch_geometric.nn import knn_graph
 
     e = sim.embedding(working_features(x)[0]).detach()
-    return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k)
+    return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k), None
 
 
 def _pyg_available() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_cluster"))
 
 
-KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, Similarity], Tensor], Callable[[], bool]]] = {
+#: name -> (search returning ``(indices, values or None)``, whether it is installed)
+KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, Similarity], tuple[Tensor, Tensor | None]], Callable[[], bool]]] = {
     "torch": (_torch_knn, lambda: True),
     "faiss": (_faiss_knn, lambda: importlib.util.find_spec("faiss") is not None),
     "torch_cluster": (_torch_cluster_knn, lambda: importlib.util.find_spec("torch_cluster") is not None),
@@ -241,6 +253,19 @@ def available_backends() -> list[str]:
         True
     """
     return [name for name, (_, available) in KNN_BACKENDS.items() if available()]
+
+
+def knn_search(x: Tensor, k: int, sim: Similarity, backend: str = "torch") -> tuple[Tensor, Tensor | None]:
+    """``(indices, values)`` of :func:`knn_indices` for checked 2-D features and a
+    resolved similarity; ``values`` (:meth:`Similarity.pair_values` of the chosen
+    pairs) is ``None`` for backends that do not return them. No autograd."""
+    search, available = KNN_BACKENDS[backend]
+    if not available():
+        raise ValueError(
+            f"kNN backend {backend!r} is not installed; available here: {', '.join(available_backends())}"
+        )
+    with torch.no_grad():
+        return search(x, k, sim)
 
 
 def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> Tensor:
@@ -263,11 +288,4 @@ def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> T
     check_choice(backend, "backend", KNN_BACKENDS)
     x = check_features(x, "x")
     check_k(k, x.shape[0])
-    sim = get_similarity(resolve_similarity(x, similarity))
-    search, available = KNN_BACKENDS[backend]
-    if not available():
-        raise ValueError(
-            f"kNN backend {backend!r} is not installed; available here: {', '.join(available_backends())}"
-        )
-    with torch.no_grad():
-        return search(x, k, sim)
+    return knn_search(x, k, get_similarity(resolve_similarity(x, similarity)), backend)[0]
