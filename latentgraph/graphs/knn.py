@@ -236,8 +236,9 @@ def _pyg_available() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("pyg_lib", "torch_cluster"))
 
 
-#: name -> (search returning ``(indices, values or None)``, whether it is installed)
-KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, Similarity], tuple[Tensor, Tensor | None]], Callable[[], bool]]] = {
+#: name -> (search returning the indices or ``(indices, values or None)``, whether it is installed)
+KNN_BACKENDS: dict[str, tuple[Callable[[Tensor, int, Similarity], Tensor | tuple[Tensor, Tensor | None]],
+                              Callable[[], bool]]] = {
     "torch": (_torch_knn, lambda: True),
     "faiss": (_faiss_knn, lambda: importlib.util.find_spec("faiss") is not None),
     "torch_cluster": (_torch_cluster_knn, lambda: importlib.util.find_spec("torch_cluster") is not None),
@@ -265,7 +266,8 @@ def knn_search(x: Tensor, k: int, sim: Similarity, backend: str = "torch") -> tu
             f"kNN backend {backend!r} is not installed; available here: {', '.join(available_backends())}"
         )
     with torch.no_grad():
-        return search(x, k, sim)
+        found = search(x, k, sim)
+    return found if isinstance(found, tuple) else (found, None)
 
 
 def knn_indices(x: Tensor, k: int, similarity: str, backend: str = "torch") -> Tensor:
