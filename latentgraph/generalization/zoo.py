@@ -253,11 +253,12 @@ class Zoo:
     config: ZooConfig
     models: list[ZooModel] = field(default_factory=list)
     folder: Path | None = None
+    _data: tuple[Tensor, Tensor, Tensor, Tensor] | None = field(default=None, repr=False, compare=False)
 
     def training_data(self, model: ZooModel) -> tuple[Tensor, Tensor]:
         """The training inputs and the (possibly noisy) labels ``model`` was trained on."""
-        x_train, y_train, _, _ = self._split()
-        num_classes = int(max(y_train.max(), self._split()[3].max())) + 1
+        x_train, y_train, _, y_test = self._split()
+        num_classes = int(max(y_train.max(), y_test.max())) + 1
         y = noisy_labels(y_train, float(model.hparams["label_noise"]), int(model.record["seed"]), num_classes)
         return x_train, y
 
@@ -271,10 +272,11 @@ class Zoo:
         net.load_state_dict(state)
         return net.eval()
 
-    def _split(self):
-        if not hasattr(self, "_cache"):
-            self._cache = load_split(self.config)
-        return self._cache
+    def _split(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The zoo's data split, loaded once."""
+        if self._data is None:
+            self._data = load_split(self.config)
+        return self._data
 
 
 def _accuracy(model: nn.Module, x: Tensor, y: Tensor, batch: int = 1000) -> tuple[float, float]:
