@@ -3,19 +3,21 @@ on MNIST-5k.
 
 Two SmallCNNs (width 16) per seed, same data and seeds:
 
-* **CE**: 10 logits, cross-entropy, classified by argmax (the baseline); also classified by
-  a kNN vote (k = 10, cosine) on its logits, to separate the classifier from the loss;
+* **CE**: 10 logits, cross-entropy, classified by argmax (the baseline);
 * **LV**: a 32-dimensional output embedding trained with the label variation of its kNN
   graph alone (k = 10, ``similarity="auto"`` → RBF with median bandwidth, inter-class
   share of edge weight), no classifier; classified by a kNN vote (k = 10, cosine) over the
   training embeddings.
 
 Adam, batch 100. Learning rate and epochs are chosen per method on the validation split
-(clean error, the first two of the protocol's tuning seeds — CPU budget) from ``GRID``. Reported on the test split over
+(clean error, the first two of the protocol's tuning seeds — CPU budget) from ``GRID``; the
+choice is saved as ``label_variation_choice_<method>.json`` and reused by later runs (shards
+that split the reported seeds with ``--seed-list``/``--shard``). Reported on the test split over
 10 seeds: clean error; mean corruption error, mCE and relative mCE on the torch corruption
 suite (9 corruptions × 5 severities, :mod:`latentgraph.robustness.corruptions`, corruption
-seed 0 for every model) against the CE model (argmax) of the same seed; relative mCE over
-``RELATIVE_CORRUPTIONS``. Each row is paired against CE (argmax) over the same seeds.
+seed 0 for every model) against the CE model of the same seed; relative mCE over
+``RELATIVE_CORRUPTIONS``. LV is paired against CE over the same seeds. The tables are rewritten
+after every seed.
 
     nice -n 5 python experiments/label_variation.py
 
@@ -29,7 +31,8 @@ import statistics
 from pathlib import Path
 
 import torch
-from protocol import REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_split, summarize_metrics
+from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_choice, load_split, save_choice,
+                      summarize_metrics)
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -71,11 +74,14 @@ def classifier(method: str, model: nn.Module, split) -> nn.Module:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="number of reported seeds")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="run only these reported seeds (a shard)")
+    parser.add_argument("--shard", default="", help="suffix of this shard's runs table")
     parser.add_argument("--output", type=Path, default=Path("experiments/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     record = Record()
     split = load_split("mnist5k")
+    stem = args.output / "label_variation"
 
     choices = {}
     for method in ("ce", "lv"):
@@ -83,47 +89,49 @@ def main(argv: list[str] | None = None) -> int:
             model = train(method, split, *setting, seed)
             return 100 * error_rate(classifier(method, model, split), split.x_val, split.y_val)
 
-        choices[method] = choose_on_validation(GRID, val_error, name=f"(lr, epochs) of {method.upper()}",
-                                               seeds=TUNING_SEEDS[:2])
+        path = stem.with_name(f"label_variation_choice_{method}.json")
+        if path.is_file():  # chosen by an earlier run (another shard)
+            choices[method] = load_choice(path)
+        else:
+            choices[method] = choose_on_validation(GRID, val_error, name=f"(lr, epochs) of {method.upper()}",
+                                                   seeds=TUNING_SEEDS[:2])
+            save_choice(choices[method], path)
         print(choices[method].describe(), flush=True)
 
+    notes = [choices[m].describe() for m in ("ce", "lv")]
+    notes.append(f"SmallCNN width {WIDTH}; LV: {EMBEDDING_DIM}-d embedding, k = {K}, RBF (median bandwidth), "
+                 f"inter-class share; kNN vote k = {K}, cosine. Adam, batch 100, BatchNorm statistics re-estimated "
+                 f"after training. MNIST-5k fixed split (train {len(split.y_train)}, validation {len(split.y_val)}, "
+                 f"test {len(split.y_test)}). Errors, mCE and relative mCE in % (CE = 100 by definition); "
+                 f"relative mCE over {', '.join(RELATIVE_CORRUPTIONS)}; mCE over all nine corruptions. Runs from "
+                 f"every shard's label_variation_runs*.csv.")
     x, y = split.x_test, split.y_test
     corrupted = {name: [corrupt(x, name, s, seed=0) for s in SEVERITIES] for name in corruption_names()}
     runs = []
-    for seed in REPORTED_SEEDS[:args.seeds]:
-        ce = train("ce", split, *choices["ce"].value, seed)
-        lv = train("lv", split, *choices["lv"].value, seed)
-        classifiers = {"CE (argmax)": ce, "CE (kNN on logits)": classifier("lv", ce, split),
-                       "LV (kNN on embedding)": classifier("lv", lv, split)}
+    for seed in args.seed_list or REPORTED_SEEDS[:args.seeds]:
+        models = {"CE": train("ce", split, *choices["ce"].value, seed),
+                  "LV (kNN on embedding)": train("lv", split, *choices["lv"].value, seed)}
+        classifiers = {n: classifier("ce" if n == "CE" else "lv", m, split) for n, m in models.items()}
         clean = {n: error_rate(c, x, y) for n, c in classifiers.items()}
         errors = {n: {name: [error_rate(c, xc, y) for xc in sets] for name, sets in corrupted.items()}
                   for n, c in classifiers.items()}
-        base = "CE (argmax)"
         for name in classifiers:
             rel = {c: errors[name][c] for c in RELATIVE_CORRUPTIONS}
-            rel_base = {c: errors[base][c] for c in RELATIVE_CORRUPTIONS}
+            rel_base = {c: errors["CE"][c] for c in RELATIVE_CORRUPTIONS}
             runs.append({
                 "classifier": name, "seed": seed,
                 "clean_error": 100 * clean[name],
                 "mean_corruption_error": 100 * statistics.mean(e for v in errors[name].values() for e in v),
-                "mCE": 100 * mce(errors[name], errors[base]),
-                "relative_mCE": 100 * relative_mce(rel, clean[name], rel_base, clean[base]),
+                "mCE": 100 * mce(errors[name], errors["CE"]),
+                "relative_mCE": 100 * relative_mce(rel, clean[name], rel_base, clean["CE"]),
             })
             print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
-
-    notes = [choices[m].describe() for m in ("ce", "lv")]
-    notes.append(f"SmallCNN width {WIDTH}; LV: {EMBEDDING_DIM}-d embedding, k = {K}, RBF (median bandwidth), "
-                 f"inter-class share; kNN votes k = {K}, cosine. Adam, batch 100, BatchNorm statistics re-estimated "
-                 f"after training. MNIST-5k fixed split (train {len(split.y_train)}, validation {len(split.y_val)}, "
-                 f"test {len(split.y_test)}). Errors, mCE and relative mCE in % (CE argmax = 100 by definition); "
-                 f"relative mCE over {', '.join(RELATIVE_CORRUPTIONS)}; mCE over all nine corruptions.")
-    stem = args.output / "label_variation"
-    record.write_table(stem.with_name("label_variation_runs"), runs, title="Label variation vs CE: runs")
-    record.write_table(stem, summarize_metrics(runs, by=["classifier"], metrics=METRICS,
-                                               baseline={"classifier": "CE (argmax)"}),
-                       title="Label variation vs cross-entropy on MNIST-5k (mean ± std; Δ = row − CE (argmax), "
-                             "paired over seeds)", notes=notes)
-    print(stem.with_suffix(".md").read_text())
+        every = record.write_runs(stem, runs, args.shard, title="Label variation vs CE: runs")
+        if len({r["seed"] for r in every}) >= 2:  # rewritten after every seed, so a stopped run keeps its seeds
+            record.write_table(stem, summarize_metrics(every, by=["classifier"], metrics=METRICS,
+                                                       baseline={"classifier": "CE"}),
+                               title="Label variation vs cross-entropy on MNIST-5k (mean ± std; Δ = LV − CE, "
+                                     "paired over seeds)", notes=notes)
     return 0
 
 

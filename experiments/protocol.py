@@ -41,6 +41,8 @@ Example:
 """
 from __future__ import annotations
 
+import csv
+import json
 import math
 import os
 import platform
@@ -48,7 +50,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -275,6 +277,44 @@ def choose_on_validation(grid: Sequence[Any], score_fn: Callable[[Any, int], flo
     return Choice(name, grid[pick], grid, tuple(scores), seeds, minimize)
 
 
+def save_choice(choice: Choice, path: str | os.PathLike) -> Path:
+    """Write ``choice`` as JSON (atomically), so that later runs of a script reuse it
+    instead of tuning again (:func:`load_choice`)."""
+    data = {"name": choice.name, "value": choice.value, "grid": list(choice.grid), "scores": list(choice.scores),
+            "seeds": list(choice.seeds), "minimize": choice.minimize}
+    return write_text(Path(path), json.dumps(data, indent=1) + "\n")
+
+
+def load_choice(path: str | os.PathLike) -> Choice:
+    """The :class:`Choice` written by :func:`save_choice` (lists of the grid read back as tuples).
+
+    Example:
+        >>> import tempfile
+        >>> c = Choice("(lr, epochs)", (0.003, 5), ((0.001, 5), (0.003, 5)), (9.2, 5.5), (100, 101), True)
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     load_choice(save_choice(c, Path(d) / "c.json")) == c
+        True
+    """
+    data = json.loads(Path(path).read_text())
+
+    def freeze(value: Any) -> Any:
+        return tuple(freeze(v) for v in value) if isinstance(value, list) else value
+
+    return Choice(data["name"], freeze(data["value"]), tuple(freeze(g) for g in data["grid"]),
+                  tuple(float(s) for s in data["scores"]), tuple(data["seeds"]), bool(data["minimize"]))
+
+
+def read_runs(paths: Iterable[str | os.PathLike]) -> list[dict]:
+    """The rows of per-run CSV tables (e.g. written by several shards of one experiment),
+    concatenated in the order of ``paths``; values stay strings (:func:`summarize`
+    converts the metric, and pairs on the string seed)."""
+    rows: list[dict] = []
+    for path in paths:
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    return rows
+
+
 def summarize(runs: Sequence[Mapping[str, Any]], *, by: Sequence[str], metric: str,
               baseline: Mapping[str, Any] | None = None, pair: str = "seed", digits: int = 2) -> list[dict]:
     """One row per group of ``runs``: ``metric`` as mean ± std and, with a
@@ -389,6 +429,15 @@ class Record:
         date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
         return (f"Command: `{self.command}` · machine: {machine} · date: {date} · "
                 f"CPU time: {self.cpu_seconds():.0f} s (wall {time.perf_counter() - self._wall:.0f} s)\n")
+
+    def write_runs(self, stem: str | os.PathLike, runs: Sequence[Mapping[str, Any]], shard: str = "",
+                   title: str | None = None) -> list[dict]:
+        """Write this process's per-run rows as ``<stem>_runs<shard>`` (:meth:`write_table`)
+        and return the rows of every ``<stem>_runs*.csv`` beside it — all shards of the
+        experiment run so far, this one included (:func:`read_runs`)."""
+        stem = Path(stem)
+        self.write_table(stem.with_name(f"{stem.name}_runs{shard}"), runs, title=title)
+        return read_runs(sorted(stem.parent.glob(f"{stem.name}_runs*.csv")))
 
     def write_table(self, stem: str | os.PathLike, rows: Sequence[Mapping[str, Any]],
                     columns: Sequence[str] | None = None, *, title: str | None = None,

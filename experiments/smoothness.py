@@ -24,7 +24,9 @@ Methods, trained with the same data, optimizer and seeds:
 Recipe (official cifar10.py, scaled down): SGD momentum 0.9, weight decay 5e-4, batch 100,
 no augmentation, lr 0.1 for the first half of the epochs and 0.001 for the second half
 (official: 50 + 50 epochs). The number of epochs is chosen on the validation split for
-the plain network, with the protocol's tuning seeds, from ``--epoch-grid``.
+the plain network, with the protocol's tuning seeds, from ``--epoch-grid``; the choice is saved
+as ``smoothness_<network>_choice.json`` and reused by later runs (shards that split the reported
+seeds with ``--seed-list``/``--shard``). The tables are rewritten after every seed.
 
 Attacks on the test split (inputs in [0, 1]). Attacks run on the first ``--attack-images`` (500) test images (CPU budget), clean error on all:
 
@@ -51,7 +53,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from protocol import REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_split, summarize_metrics
+from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_choice, load_split, save_choice,
+                      summarize_metrics)
 from torch import Tensor, nn
 
 from latentgraph.capture import capture
@@ -136,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-eps", type=float, default=0.1)
     parser.add_argument("--attack-images", type=int, default=500,
                         help="attacks run on the first N test images (CPU budget); clean error on all")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="run only these reported seeds (a shard)")
+    parser.add_argument("--shard", default="", help="suffix of this shard's runs table")
     parser.add_argument("--output", type=Path, default=Path("experiments/results"))
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -143,12 +148,18 @@ def main(argv: list[str] | None = None) -> int:
     width = args.width or (4 if args.network == "preact" else 16)
     split = load_split("mnist5k")
     notes = []
+    stem = args.output / f"smoothness_{args.network}"
 
     def val_error(epochs: int, seed: int) -> float:
         return 100 * error_rate(train(args.network, width, ClassificationObjective(), split, epochs, seed),
                                 split.x_val, split.y_val)
 
-    epochs = choose_on_validation(args.epoch_grid, val_error, name="epochs (plain network, validation error %)")
+    choice_path = stem.with_name(stem.name + "_choice.json")
+    if choice_path.is_file():  # chosen by an earlier run (another shard)
+        epochs = load_choice(choice_path)
+    else:
+        epochs = choose_on_validation(args.epoch_grid, val_error, name="epochs (plain network, validation error %)")
+        save_choice(epochs, choice_path)
     notes.append(epochs.describe())
     print(epochs.describe(), flush=True)
 
@@ -167,14 +178,6 @@ def main(argv: list[str] | None = None) -> int:
         "parseval": lambda: ParsevalObjective(retraction=PARSEVAL_BETA),
         "laplacian": lambda: LaplacianSmoothnessObjective(gamma=gamma, power=POWER),
     }
-    runs = []
-    for seed in REPORTED_SEEDS[:args.seeds]:
-        for name, objective in methods.items():
-            model = train(args.network, width, objective(), split, epochs.value, seed)
-            runs.append({"method": name, "seed": seed, **evaluate(model, split.x_test, split.y_test, args.large_eps,
-                                                                  args.attack_images)})
-            print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
-
     x_test = split.x_test[:args.attack_images]
     mean_eps = float(snr_eps(x_test, OFFICIAL_SNR_DB).mean())
     notes.append(
@@ -185,13 +188,20 @@ def main(argv: list[str] | None = None) -> int:
     notes.append(f"{args.network} width {width}; SGD momentum 0.9, wd 5e-4, batch 100, lr 0.1 then 0.001 at half; "
                  f"MNIST-5k fixed split (train {len(split.y_train)}, validation {len(split.y_val)}, test "
                  f"{len(split.y_test)}); errors in % on the test split — clean error on all of it, the attacks on its "
-                 f"first {args.attack_images} images (CPU budget).")
-    stem = args.output / f"smoothness_{args.network}"
-    record.write_table(stem.with_name(stem.name + "_runs"), runs, title=f"Laplacian smoothness, {args.network}: runs")
-    record.write_table(stem, summarize_metrics(runs, by=["method"], metrics=METRICS, baseline={"method": "plain"}),
-                       title=f"Laplacian smoothness on MNIST-5k, {args.network} (mean ± std; Δ = method − plain, "
-                             f"paired over seeds)", notes=notes)
-    print((stem.with_suffix(".md")).read_text())
+                 f"first {args.attack_images} images (CPU budget). Runs from every shard's {stem.name}_runs*.csv.")
+    runs = []
+    for seed in args.seed_list or REPORTED_SEEDS[:args.seeds]:
+        for name, objective in methods.items():
+            model = train(args.network, width, objective(), split, epochs.value, seed)
+            runs.append({"method": name, "seed": seed, **evaluate(model, split.x_test, split.y_test, args.large_eps,
+                                                                  args.attack_images)})
+            print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
+        every = record.write_runs(stem, runs, args.shard, title=f"Laplacian smoothness, {args.network}: runs")
+        if len({r["seed"] for r in every}) >= 2:  # rewritten after every seed, so a stopped run keeps its seeds
+            record.write_table(stem, summarize_metrics(every, by=["method"], metrics=METRICS,
+                                                       baseline={"method": "plain"}),
+                               title=f"Laplacian smoothness on MNIST-5k, {args.network} (mean ± std; Δ = method − "
+                                     f"plain, paired over seeds)", notes=notes)
     return 0
 
 

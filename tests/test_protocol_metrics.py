@@ -24,3 +24,16 @@ def test_summarize_metrics_equals_one_summary_per_metric():
                              "Δ attacked vs plain (95 % CI)"]
     with pytest.raises(ValueError, match="`metrics`"):
         summarize_metrics(runs, by=["method"], metrics="clean")
+
+
+def test_shards_write_their_runs_and_read_every_shard(tmp_path):
+    from protocol import Choice, Record, load_choice, save_choice
+
+    record = Record(argv=["experiments/x.py"])
+    first = record.write_runs(tmp_path / "exp", [{"method": "a", "seed": 0, "error": 1.5}], shard="_s0")
+    assert first == [{"method": "a", "seed": "0", "error": "1.5"}]
+    both = record.write_runs(tmp_path / "exp", [{"method": "a", "seed": 1, "error": 2.5}], shard="_s1")
+    assert [r["seed"] for r in both] == ["0", "1"] and (tmp_path / "exp_runs_s1.md").is_file()
+    assert summarize(both, by=["method"], metric="error")[0]["error"] == "2.00 ± 0.71"
+    choice = Choice("λ", 10, (1, 10), (3.0, 2.0), (100, 101), True)
+    assert load_choice(save_choice(choice, tmp_path / "c.json")) == choice
