@@ -167,3 +167,59 @@ def test_bn_recalibration_averages_the_statistics_over_ranks(ranks):
     with torch.no_grad():  # two shards of 16 in batches of 4: the rank mean of batch means is the data mean
         expected = linear(trainer_dataset().tensors[0]).mean(0)
     assert torch.allclose(first["1.running_mean"], expected, atol=1e-5)
+
+
+def _losing_worker(rank, port, folder, how):
+    import os
+    import time
+
+    from latentgraph.train.distributed import lost_rank_message
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD,
+                            timeout=__import__("datetime").timedelta(seconds=3))
+    dist.barrier()
+    if rank == 1:
+        if how == "killed":
+            os._exit(1)
+        time.sleep(30)  # frozen: the parent ends it
+        return
+    try:
+        dist.all_reduce(torch.ones(3))
+        message = "no error"
+    except RuntimeError as error:
+        message = lost_rank_message(error) or f"unrecognized: {error}"
+    with open(f"{folder}/rank0.txt", "w") as f:
+        f.write(message)
+    os._exit(0)  # the group is broken: skip its teardown
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["killed", "frozen"])
+def test_the_surviving_rank_names_the_lost_one_within_the_timeout(tmp_path, how):
+    import multiprocessing
+    import time
+
+    context, port = multiprocessing.get_context("fork"), free_port()
+    procs = [context.Process(target=_losing_worker, args=(r, port, str(tmp_path), how)) for r in range(WORLD)]
+    start = time.monotonic()
+    for p in procs:
+        p.start()
+    procs[0].join(timeout=60)
+    elapsed = time.monotonic() - start
+    for p in procs:
+        if p.is_alive():
+            p.kill()
+        p.join()
+    message = (tmp_path / "rank0.txt").read_text()
+    assert message.startswith("rank 0: lost contact with rank 1, which stopped"), message
+    assert elapsed < 20  # the configured 3 s timeout, not gloo's 30 minutes
+
+
+def test_lost_rank_message_recognizes_gloo_failures_only():
+    from latentgraph.train.distributed import lost_rank_message
+
+    closed = RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer [127.0.0.1]:1")
+    assert lost_rank_message(closed) == "rank 0: lost contact with another rank, which stopped; this rank stops too"
+    assert lost_rank_message(RuntimeError("size mismatch")) is None
+    assert lost_rank_message(ValueError("Connection closed by peer")) is None

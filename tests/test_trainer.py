@@ -479,3 +479,47 @@ def test_trainer_weights_replace_the_objectives_not_multiply():
 def test_a_zero_weight_still_logs_the_raw_term():
     row = _toy_history({"b": 0.0})
     assert row["train/b"] == 2.0 and row["train/b/weighted"] == 0.0
+
+
+def _interrupted_mid_epoch(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset(interrupt_at=3 * 8 + 1)), epochs=2)
+    return tmp_path / "ckpt" / "last.pt"
+
+
+def test_a_mid_epoch_checkpoint_under_another_world_size_is_refused(tmp_path, monkeypatch):
+    import latentgraph.train.trainer as trainer_module
+
+    last = _interrupted_mid_epoch(tmp_path)
+    assert torch.load(last, weights_only=True)["batch_size"] == 8
+    monkeypatch.setattr(trainer_module, "get_world_size", lambda: 2)  # as if resumed under torchrun with 2 ranks
+    with pytest.raises(ValueError, match=r"stopped mid-epoch \(after batch 3 of 5\).*1 process\(es\) -> 2"):
+        make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset()), epochs=2, resume=True)
+
+
+def test_an_epoch_boundary_checkpoint_under_another_world_size_resumes_with_a_warning(tmp_path, monkeypatch,
+                                                                                      caplog):
+    import latentgraph.train.trainer as trainer_module
+
+    make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset()), epochs=1)
+    monkeypatch.setattr(trainer_module, "get_world_size", lambda: 2)
+    with caplog.at_level("WARNING", logger="latentgraph.train"):
+        history = make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset()), epochs=2, resume=True)
+    assert len(history) == 2 and "at an epoch boundary with 1 process(es) -> 2" in caplog.text
+
+
+def test_resume_with_another_kind_of_optimizer_is_one_error_not_a_key_error(tmp_path):
+    _interrupted_mid_epoch(tmp_path)
+    adam = Trainer(make_model(), ClassificationObjective(), lambda p: torch.optim.Adam(p, lr=0.01),
+                   scheduler=lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, [1, 2], 0.5),
+                   checkpoint_dir=tmp_path / "ckpt", progress=False, seed=3)
+    with pytest.raises(ValueError, match=r"holds the state of another optimizer \(Adam settings"):
+        adam.fit(make_loader(NoisyDataset()), epochs=2, resume=True)
+
+
+def test_the_trainer_removes_stale_checkpoint_temporaries(tmp_path):
+    (tmp_path / "ckpt").mkdir()
+    stale = tmp_path / "ckpt" / ".last.pt.q9w8.tmp"
+    stale.write_bytes(b"\0" * 100)
+    make_trainer(make_model(), tmp_path).fit(make_loader(NoisyDataset(n=16)), epochs=1)
+    assert not stale.exists() and (tmp_path / "ckpt" / "last.pt").is_file()

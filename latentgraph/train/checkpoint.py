@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import logging
 import os
 import random
 from pathlib import Path
@@ -258,3 +259,34 @@ def resolve_checkpoint(resume: Union[bool, PathLike], checkpoint_dir: Optional[P
     path = Path(resume)
     return path / LAST if path.is_dir() else path
 
+
+
+def check_data_layout(state: Mapping[str, Any], batches_per_epoch: int, world_size: int,
+                      batch_size: Optional[int], path: PathLike) -> None:
+    """Compare the data layout a checkpoint was written under with the resuming run's.
+
+    Mid-epoch, the rest of the epoch can only be replayed exactly with the same
+    number of batches per epoch, number of processes and per-rank batch size: any
+    difference is a :class:`ValueError` saying what changed. At an epoch boundary a
+    different world size or per-rank batch size is allowed (later epochs see another
+    global batch and data order) and logged as a warning.
+    """
+    saved_world, saved_batch = state.get("world_size"), state.get("batch_size")
+    changes = []
+    if saved_world is not None and saved_world != world_size:
+        changes.append(f"{saved_world} process(es) -> {world_size}")
+    if saved_batch is not None and batch_size is not None and saved_batch != batch_size:
+        changes.append(f"batch size per process {saved_batch} -> {batch_size}")
+    if state.get("batch") and state.get("batches_per_epoch") != batches_per_epoch:
+        changes.append(f"batches per epoch {state.get('batches_per_epoch')} -> {batches_per_epoch}")
+    if not changes:
+        return
+    if state.get("batch"):
+        raise ValueError(
+            f"checkpoint {str(path)!r} stopped mid-epoch (after batch {state['batch']} of "
+            f"{state.get('batches_per_epoch')}) and this run changes the data layout ({'; '.join(changes)}), "
+            f"so the rest of the epoch would see other batches; resume with the same data, batch size and number "
+            f"of processes")
+    logging.getLogger("latentgraph.train").warning(
+        "resuming %s at an epoch boundary with %s: from now on each step sees another global batch and data order, "
+        "so the run will not match an uninterrupted one", path, "; ".join(changes))

@@ -215,6 +215,8 @@ class Trainer:
                             "mid-epoch; use a map-style dataset") from None
         if self._batches_per_epoch == 0:
             raise ValueError("`train_loader` yields no batches")
+        if self.checkpoint_dir is not None and is_main_process():  # left by a write killed in an earlier run
+            ckpt.remove_stale_temporaries(self.checkpoint_dir, [ckpt.LAST])
         if resume is not None and resume is not False:
             self.load_checkpoint(ckpt.resolve_checkpoint(resume, self.checkpoint_dir), loader)
         elif self.step == 0 and self.epoch == 0 and self.batch == 0:
@@ -383,6 +385,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "step": self.step, "epoch": self.epoch, "batch": self.batch,
             "batches_per_epoch": self._batches_per_epoch, "world_size": get_world_size(),
+            "batch_size": getattr(self._loader, "batch_size", None),  # per rank
             "history": self.history, "sums": dict(self._sums), "count": self._count,
             "rng_epoch": self._rng_epoch, "rng_now": self._rng_now if self.batch else ckpt.rng_state(self._loader),
             "seed": self.seed,
@@ -402,14 +405,11 @@ class Trainer:
     def load_checkpoint(self, path: str | os.PathLike, loader: DataLoader | None = None) -> None:
         """Restore a checkpoint written by :meth:`save_checkpoint`."""
         state = ckpt.load_checkpoint(path, map_location="cpu")
-        if state["batch"] and loader is not None and state["batches_per_epoch"] != len(loader):
-            raise ValueError(
-                f"checkpoint {str(path)!r} stopped mid-epoch with {state['batches_per_epoch']} batches per epoch "
-                f"(world size {state['world_size']}); the loader now has {len(loader)} — resume with the same data, "
-                f"batch size and number of processes"
-            )
+        if loader is not None:
+            ckpt.check_data_layout(state, len(loader), get_world_size(), getattr(loader, "batch_size", None), path)
         if isinstance(self.objective, nn.Module) and state["objective"] is None:
             raise ValueError(f"checkpoint {str(path)!r} has no objective state but the objective is a module")
+        ckpt.check_optimizer_fits(state["optimizer"], self.optimizer, path)
         try:
             self.model.load_state_dict(state["model"])
             if isinstance(self.objective, nn.Module):
