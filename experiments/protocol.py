@@ -383,6 +383,33 @@ def summarize_metrics(runs: Sequence[Mapping[str, Any]], *, by: Sequence[str], m
     return merged
 
 
+def compare(runs: Sequence[Mapping[str, Any]], pairs: Sequence[tuple[Any, Any]], *, key: str, metric: str,
+            within: Sequence[str] = (), pair: str = "seed", digits: int = 2) -> list[dict]:
+    """Paired differences ``metric(a) − metric(b)`` for each ``(a, b)`` in ``pairs`` of values of ``key``,
+    separately for each group of the ``within`` keys; runs are paired on ``pair``.
+
+    Example:
+        >>> runs = [{"method": m, "seed": s, "error": e} for m, s, e in
+        ...         [("a", 0, 10.0), ("a", 1, 12.0), ("b", 0, 9.0), ("b", 1, 10.0)]]
+        >>> compare(runs, [("b", "a")], key="method", metric="error")
+        [{'comparison': 'b − a', 'seeds': 2, 'Δ error (95 % CI)': '-1.50 [-7.85, +4.85]'}]
+    """
+    rows = []
+    for group in dict.fromkeys(tuple(run[k] for k in within) for run in runs):
+        inside = [run for run in runs if tuple(run[k] for k in within) == group]
+        for a, b in pairs:
+            va = {run[pair]: float(run[metric]) for run in inside if run[key] == a}
+            vb = {run[pair]: float(run[metric]) for run in inside if run[key] == b}
+            shared = [s for s in va if s in vb]
+            if len(shared) < 2:
+                continue
+            diff = paired_difference([va[s] for s in shared], [vb[s] for s in shared])
+            rows.append({**dict(zip(within, group)), "comparison": f"{a} − {b}", "seeds": len(shared),
+                         f"Δ {metric} (95 % CI)":
+                             f"{diff.mean:+.{digits}f} [{diff.low:+.{digits}f}, {diff.high:+.{digits}f}]"})
+    return rows
+
+
 def _markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     def cell(value: Any) -> str:
         text = f"{value:.2f}" if isinstance(value, float) else str(value)

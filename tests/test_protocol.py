@@ -140,3 +140,13 @@ def test_record_writes_csv_markdown_and_stamp(tmp_path):
     assert "CPU time:" in text and "UTC" in text and "torch thread" in text
     with pytest.raises(ValueError, match="`rows`"):
         record.write_table(tmp_path / "u", [])
+
+
+def test_compare_pairs_within_groups():
+    runs = [{"n": n, "method": m, "seed": s, "error": e}
+            for n, m, s, e in [(3, "a", 0, 10.0), (3, "a", 1, 14.0), (3, "b", 1, 11.0), (3, "b", 0, 9.0),
+                               (10, "a", 0, 5.0), (10, "b", 0, 4.0)]]
+    rows = protocol.compare(runs, [("b", "a")], key="method", metric="error", within=["n"])
+    expected = paired_difference([9.0, 11.0], [10.0, 14.0])  # paired on seed; n = 10 has one seed only
+    assert rows == [{"n": 3, "comparison": "b − a", "seeds": 2,
+                     "Δ error (95 % CI)": f"{expected.mean:+.2f} [{expected.low:+.2f}, {expected.high:+.2f}]"}]
