@@ -184,3 +184,18 @@ def test_whole_graph_operators_never_form_a_dense_matrix(monkeypatch):
 def test_bad_input(call, error, phrase):
     with pytest.raises(error, match=phrase):
         call(nn.Sequential(nn.Linear(3, 2)))
+
+
+def test_analyze_whole_reports_every_layer_beside_the_batch_means(tmp_path, capsys):
+    from latentgraph import cli
+
+    out = tmp_path / "report"
+    assert cli.main(["analyze", "--epochs", "0", "--batches", "2", "--batch-size", "40", "--k", "5", "--no-plots",
+                     "--layers", "input,block3,head", "--whole", "--whole-backend", "faiss", "--output", str(out)]) == 0
+    table = (out / "whole_set.md").read_text()
+    assert table in capsys.readouterr().out
+    rows = [line.split("|")[1:-1] for line in table.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [row[0].strip() for row in rows] == ["input", "block3", "head"]
+    held_out = int(table.split(" samples")[0].split()[-1])
+    for row in rows:
+        assert int(row[1]) >= held_out * 5 / 2 and 0 <= float(row[2]) <= 1

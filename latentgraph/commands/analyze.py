@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 #: Files ``AnalysisResult.write_report`` may write into ``--output``.
-REPORT_FILES = ("report.md", "table.csv", "graphs.pt", "label_variation.png", "latent_graphs.png")
+REPORT_FILES = ("report.md", "table.csv", "graphs.pt", "label_variation.png", "latent_graphs.png", "whole_set.md")
 
 HELP = "train a small CNN on digits (or load your model) and report how its layers separate the classes"
 
@@ -61,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="keep raw weights instead of D^-1/2 A D^-1/2")
     graphs.add_argument("--batch-size", type=int, default=100, help="samples per analysed batch (default: %(default)s)")
     graphs.add_argument("--batches", type=int, default=5, help="batches to average over (default: %(default)s)")
+    graphs.add_argument("--whole", action="store_true",
+                        help="also build each layer's graph of the whole analysed set (lg.dataset_graph) and "
+                        "report its normalized label variation next to the batch averages")
+    graphs.add_argument("--whole-backend", default="torch", choices=("torch", "faiss", "faiss-ivf", "faiss-hnsw"),
+                        help="kNN search for --whole: exact torch or faiss, approximate faiss-ivf or faiss-hnsw "
+                        "(default: %(default)s)")
     train = parser.add_argument_group("training (when no --checkpoint is given)")
     train.add_argument("--epochs", type=int, default=10, help="training epochs (default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
@@ -145,6 +151,12 @@ def run(args: argparse.Namespace) -> int:
              len(result.layers), args.batches, args.batch_size, time.perf_counter() - start)
     print(result.format_table())
     files = result.write_report(args.output, info=info, plots=args.plots)
+    if args.whole:
+        from ..atomic import write_text
+
+        table = whole_set_table(model, x_eval, y_eval, result, args, device)
+        print(table)
+        files["whole set"] = write_text(Path(args.output) / "whole_set.md", table + "\n")
     manifest.record(path.name for path in files.values())
     for kind, path in files.items():
         log.info("wrote %-14s %s", kind, path)
@@ -368,3 +380,27 @@ def held_out_accuracy(model, x, y, device) -> float | None:
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[1] <= int(y.max()):
         return None
     return evaluate(model, make_loader(x, y, batch_size=512, shuffle=False), device=device)
+
+
+def whole_set_table(model, x, y, result, args: argparse.Namespace, device) -> str:
+    """``--whole``: a Markdown table of each layer's graph of all ``len(y)`` samples
+    (:func:`latentgraph.dataset_graph`, same k, similarity and normalization)
+    beside the batch mean ± std of the normalized label variation."""
+    from ..data import make_loader
+    from ..graphs.dataset import dataset_graph
+    from ..gsp import label_variation
+
+    start = time.perf_counter()
+    graphs = dataset_graph(model, make_loader(x, y, batch_size=256, shuffle=False), result.names, k=args.k,
+                           similarity=args.similarity, normalize=args.normalize, backend=args.whole_backend,
+                           device=device)
+    log.info("built the whole-set graphs of %d samples in %.1f s", len(y), time.perf_counter() - start)
+    lines = [f"Whole analysed set: {len(y)} samples, k = {args.k}, backend {args.whole_backend}; batches: "
+             f"{args.batches} of {args.batch_size}.", "",
+             "| layer | edges (whole set) | normalized LV, whole set | normalized LV, batches (mean ± std) |",
+             "|---|---|---|---|"]
+    for layer in result.layers:
+        g = graphs[layer.layer]
+        lines.append(f"| {layer.layer} | {g.edge_index.shape[1] // 2} | {float(label_variation(g, normalized=True)):.4f} | "
+                     f"{layer.mean('label_variation_normalized'):.4f} ± {layer.std('label_variation_normalized'):.4f} |")
+    return "\n".join(lines)
