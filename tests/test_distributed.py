@@ -47,10 +47,10 @@ def trainer_dataset():
     return TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 0).long())
 
 
-def train(model, loader, checkpoint_dir=None, log_dir=None):
+def train(model, loader, checkpoint_dir=None, log_dir=None, epochs=2, resume=None):
     trainer = Trainer(model, ClassificationObjective(), lambda p: torch.optim.SGD(p, lr=0.2, momentum=0.9),
                       checkpoint_dir=checkpoint_dir, log_dir=log_dir, seed=7, progress=False)
-    return trainer.fit(loader, epochs=2)
+    return trainer.fit(loader, epochs=epochs, resume=resume)
 
 
 def _worker(rank, port, folder):
@@ -85,6 +85,13 @@ def _worker(rank, port, folder):
         out["sharded"] = isinstance(shard_loader(loader, 7).sampler, DistributedSampler)
         out["history"] = train(model, loader, f"{folder}/ckpt", f"{folder}/logs")
         out["weights"] = {k: v.clone() for k, v in model.state_dict().items()}
+        # the same run stopped after its first epoch, then resumed into a network initialized otherwise
+        torch.manual_seed(rank)
+        train(nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3)), loader, f"{folder}/stopped", epochs=1)
+        torch.manual_seed(100 + rank)
+        resumed = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+        train(resumed, loader, f"{folder}/stopped", epochs=2, resume=True)
+        out["resumed_weights"] = {k: v.clone() for k, v in resumed.state_dict().items()}
         # BatchNorm statistics re-estimated on each rank's shard, then averaged over ranks
         torch.manual_seed(0)
         bn_model = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.Tanh(), nn.Linear(8, 3))
@@ -147,6 +154,13 @@ def test_two_rank_trainer_equals_one_process_on_global_batches(ranks):
             assert torch.allclose(out["weights"][name], value, atol=1e-5), name
         assert out["history"][1]["train/ce"] == pytest.approx(history[1]["train/ce"], rel=1e-5)
     assert (folder / "ckpt" / "last.pt").is_file() and (folder / "logs" / "metrics.csv").is_file()
+
+
+def test_two_rank_resume_equals_an_uninterrupted_two_rank_run(ranks):
+    _, outs = ranks
+    for out in outs:
+        for name, value in out["weights"].items():
+            assert torch.equal(out["resumed_weights"][name], value), name
 
 
 def test_gather_outside_a_process_group_and_bad_mode():

@@ -69,3 +69,16 @@ def test_flags_must_be_real_bools(name):
     argument, call = _flag_calls()[name]
     with pytest.raises(TypeError, match=f"`{argument}` must be True or False, got"):
         call()
+
+
+def test_the_same_mistake_gets_the_same_exception_type_across_losses():
+    from latentgraph.losses.gkd import GKDLoss
+    from latentgraph.losses.label_variation import LabelVariationLoss
+
+    for make in (GKDLoss, LabelVariationLoss):
+        with pytest.raises(TypeError, match="`k` must be an int or None, got bool"):
+            make(k=True)
+        with pytest.raises(ValueError, match="`k` must be at least 1"):
+            make(k=0)
+    with pytest.raises(ValueError, match="`power` must be an int ≥ 1, got 0"):
+        GKDLoss(power=0)

@@ -7,7 +7,7 @@ from torch import Tensor, nn
 from latentgraph.graphs.construct import dense_adjacency
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
 from latentgraph.losses.registry import register_loss
-from latentgraph.validation import check_choice, check_k, check_labels
+from latentgraph.validation import check_choice, check_int, check_k, check_labels, check_neighbours
 
 EDGES = ("all", "intra_class", "inter_class")
 
@@ -68,10 +68,8 @@ class GKDLoss(nn.Module):
 
     def __init__(self, k: int | None = None, power: int = 1, edges: str = "all") -> None:
         super().__init__()
-        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
-            raise ValueError(f"`k` must be None or a positive int, got {k!r}")
-        if isinstance(power, bool) or not isinstance(power, int) or power < 1:
-            raise ValueError(f"`power` must be a positive int, got {power!r}")
+        k = check_neighbours(k, "k")
+        power = check_int(power, "power", minimum=1)
         self.k = k
         self.power = power
         self.edges = check_choice(edges, "edges", EDGES)
