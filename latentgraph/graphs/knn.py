@@ -5,11 +5,11 @@ samples, the indices of its ``k`` most similar other samples (self excluded).
 Edge weights are computed afterwards in torch from the chosen pairs, so they
 are differentiable whatever the backend.
 
-* ``"torch"`` (default): exact, blocked similarity + :func:`torch.topk` on the
-  tensor's device (CPU or CUDA). Rows are processed in blocks of at most
-  :math:`2^{25}` scores so that tens of thousands of samples fit in memory.
-  Ties are broken deterministically: higher similarity first, then lower
-  index — duplicate and all-zero rows still get exactly ``k`` neighbours.
+* ``"torch"`` (default): exact search on the tensor's device (CPU or CUDA),
+  in blocks of 256 × 16384 scores, so memory stays bounded for any number of
+  samples (:func:`blocked_topk`). Ties are broken deterministically: higher
+  similarity first, then lower index — duplicate and all-zero rows still get
+  exactly ``k`` neighbours.
 * ``"faiss"``: faiss's exact search (:func:`faiss.knn`, inner product or
   squared L2) on the CPU (``faiss-cpu``), with torch's thread count; its
   distances serve as the values.
