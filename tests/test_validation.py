@@ -82,3 +82,20 @@ def test_the_same_mistake_gets_the_same_exception_type_across_losses():
             make(k=0)
     with pytest.raises(ValueError, match="`power` must be an int ≥ 1, got 0"):
         GKDLoss(power=0)
+
+
+def test_counts_are_checked_by_one_rule_across_the_api():
+    from torch import nn
+
+    from latentgraph.data.loading import make_loader
+    from latentgraph.losses.baselines import AttentionTransferLoss
+    from latentgraph.train import Trainer
+    from latentgraph.train.objectives import ClassificationObjective
+
+    sgd = lambda p: torch.optim.SGD(p, lr=0.1)  # noqa: E731
+    with pytest.raises(TypeError, match="`checkpoint_every` must be an int, got bool"):
+        Trainer(nn.Linear(2, 2), ClassificationObjective(), sgd, checkpoint_every=True)
+    with pytest.raises(ValueError, match="`batch_size` must be an int ≥ 1, got 0"):
+        make_loader(torch.rand(4, 2), torch.zeros(4, dtype=torch.long), batch_size=0)
+    with pytest.raises(TypeError, match="`p` must be an int, got float"):
+        AttentionTransferLoss(p=2.0)

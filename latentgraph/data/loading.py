@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, TensorDataset
 
-from ..validation import check_features, check_flag, check_labels, check_same_batch, check_tensor
+from ..validation import check_features, check_flag, check_int, check_labels, check_same_batch, check_tensor
 
 
 def per_class_subset(x: Tensor, y: Tensor, n_per_class: int, seed: int = 0) -> tuple[Tensor, Tensor]:
@@ -22,8 +22,7 @@ def per_class_subset(x: Tensor, y: Tensor, n_per_class: int, seed: int = 0) -> t
     """
     check_features(x, "x")
     y = check_labels(y, x.shape[0], x.device)
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
-        raise ValueError(f"`n_per_class` must be a positive int, got {n_per_class!r}")
+    check_int(n_per_class, "n_per_class", minimum=1)
     counts = torch.bincount(y)
     if int(counts[counts > 0].min()) < n_per_class:
         raise ValueError(f"`n_per_class`={n_per_class} exceeds the smallest class ({int(counts[counts > 0].min())})")
@@ -43,8 +42,7 @@ def make_loader(x: Tensor, y: Tensor, batch_size: int = 128, shuffle: bool = Tru
     """
     shuffle = check_flag(shuffle, "shuffle")
     drop_last = check_flag(drop_last, "drop_last")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     check_same_batch(check_tensor(x, "x"), check_tensor(y, "y"), ("x", "y"))
     return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed))

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.eval.accuracy import eval_mode
-from latentgraph.validation import check_features, check_flag, check_labels, check_tensor
+from latentgraph.validation import check_features, check_flag, check_int, check_labels, check_tensor
 
 
 def _sklearn():
@@ -50,8 +50,7 @@ def extract_features(model: nn.Module, x: Tensor, layer: str | None = None, batc
     x = check_tensor(x, "x")
     if x.dim() < 1 or x.shape[0] == 0:
         raise ValueError(f"`x` must be a non-empty batch N×…, got shape {tuple(x.shape)}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=1)
     parts = []
     with eval_mode(model):
         for start in range(0, x.shape[0], batch_size):

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from latentgraph.graphs.similarity import similarity_matrix, squared_distances
 from latentgraph.losses.layer_pairs import Layers, layer_pairs
 from latentgraph.losses.registry import register_loss
-from latentgraph.validation import check_features, check_number, check_same_batch
+from latentgraph.validation import check_features, check_int, check_number, check_same_batch
 
 
 @register_loss("kd", inputs="logits", weight=1.0)  # Hinton et al.: T² KL, weight 1 next to CE
@@ -173,9 +173,7 @@ class AttentionTransferLoss(nn.Module):
 
     def __init__(self, p: int = 2) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, int) or p < 1:
-            raise ValueError(f"`p` must be a positive int, got {p!r}")
-        self.p = p
+        self.p = check_int(p, "p", minimum=1)
 
     def forward(self, student: Layers, teacher: Layers) -> Tensor:
         pairs = layer_pairs(student, teacher, flatten=False)

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ..device import resolve_device, to_device
 from ..eval.accuracy import evaluate
 from ..seed import seed_everything
-from ..validation import check_flag
+from ..validation import check_flag, check_int
 from . import checkpoint as ckpt
 from .batchnorm import recalibrate_batchnorm
 from .distributed import (
@@ -150,11 +150,9 @@ class Trainer:
         if not isinstance(objective, Objective):
             raise TypeError(f"`objective` must be callable as objective(model, batch), got {type(objective).__name__}")
         self.weights = _check_weights(weights)
-        if checkpoint_every is not None and (isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int)
-                                             or checkpoint_every < 1):
-            raise ValueError(f"`checkpoint_every` must be a positive int or None, got {checkpoint_every!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
+        if checkpoint_every is not None:
+            check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        check_int(seed, "seed")
         self.metrics = dict(metrics) if metrics is not None else {"accuracy": evaluate}
         for name, fn in self.metrics.items():
             if not callable(fn):
@@ -204,8 +202,7 @@ class Trainer:
             resume (str or bool, optional): a checkpoint file, a folder
                 holding ``last.pt``, or ``True`` for ``checkpoint_dir``.
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-            raise ValueError(f"`epochs` must be a non-negative int, got {epochs!r}")
+        check_int(epochs, "epochs", minimum=0)
         loader = shard_loader(train_loader, self.seed)
         self._loader = loader
         try:
