@@ -3,7 +3,8 @@ networks, an objective, an optimizer and a schedule."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Optional, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ def model_from_config(config: ModelConfig, source: str = "<config>", key: str = 
                          f"memory ({str(error).strip().splitlines()[0][:160]})") from None
 
 
-def build_loaders(config: DataConfig, seed: int) -> Tuple[DataLoader, DataLoader]:
+def build_loaders(config: DataConfig, seed: int) -> tuple[DataLoader, DataLoader]:
     """Training loader (shuffled with ``seed``) and test loader for ``config``."""
     from ..data import load_digits, load_mnist5k, per_class_subset
 
@@ -62,7 +63,7 @@ def build_loaders(config: DataConfig, seed: int) -> Tuple[DataLoader, DataLoader
     return train_loader, test_loader
 
 
-def build_objective(config: MethodConfig, model: nn.Module, teacher: Optional[nn.Module], example_input: torch.Tensor,
+def build_objective(config: MethodConfig, model: nn.Module, teacher: nn.Module | None, example_input: torch.Tensor,
                     source: str = "<config>") -> Any:
     """Instantiate the registered objective ``config.name`` with ``config.kwargs``.
 
@@ -122,7 +123,7 @@ def build_optimizer(config: OptimConfig) -> Callable[[list], torch.optim.Optimiz
     return lambda params: torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
-def build_scheduler(config: ScheduleConfig, epochs: int) -> Optional[Callable[[torch.optim.Optimizer], Any]]:
+def build_scheduler(config: ScheduleConfig, epochs: int) -> Callable[[torch.optim.Optimizer], Any] | None:
     """A factory ``optimizer -> scheduler`` stepped once per epoch, or ``None``."""
     if config.name == "multistep":
         return lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, milestones=config.milestones, gamma=config.gamma)

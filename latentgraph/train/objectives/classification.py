@@ -1,7 +1,7 @@
 """Plain supervised classification: cross-entropy on the model's logits."""
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -33,7 +33,7 @@ class ClassificationObjective:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         return {"ce": F.cross_entropy(model(x), y, label_smoothing=self.label_smoothing)}
 

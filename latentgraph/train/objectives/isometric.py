@@ -5,7 +5,7 @@ terms; :math:`\beta` is in their :attr:`weights`, applied by the trainer.
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,7 +67,7 @@ class IsometricObjective:
         self.layer = layer
         self.isometry = IsometryLoss(scale=scale, scope=scope)
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         with capture(model, [self.layer]) as acts:
             logits = model(x)
@@ -134,7 +134,7 @@ class StackedIsometricObjective:
         self.isometry = IsometryLoss(scale=scale, scope=scope)
         self.reference = check_choice(reference, "reference", ("level", "data"))
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, labels = batch[0], check_tensor(batch[1], "labels")
         if not callable(getattr(model, "forward_levels", None)):
             raise TypeError(f"`model` must be a StackedLIL (with forward_levels), got {type(model).__name__}")

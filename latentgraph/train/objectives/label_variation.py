@@ -5,7 +5,7 @@ The objective returns the raw term; its weight :math:`w_{lv}` is in :attr:`weigh
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -53,8 +53,8 @@ class LabelVariationObjective:
     #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
     weight_options = {"label_variation": "weight"}
 
-    def __init__(self, k: Optional[int] = 10, similarity: str = "auto", normalize: bool = False,
-                 normalized: bool = True, layer: Optional[str] = None, cross_entropy: bool = False,
+    def __init__(self, k: int | None = 10, similarity: str = "auto", normalize: bool = False,
+                 normalized: bool = True, layer: str | None = None, cross_entropy: bool = False,
                  weight: float = 1.0) -> None:
         normalize = check_flag(normalize, "normalize")
         normalized = check_flag(normalized, "normalized")
@@ -65,7 +65,7 @@ class LabelVariationObjective:
         self.weight = check_number(weight, "weight")
         self.weights = {"label_variation": self.weight}
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         if self.layer is None:
             out = model(x)

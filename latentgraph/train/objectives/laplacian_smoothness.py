@@ -4,7 +4,7 @@ variation; the loss is :class:`~latentgraph.losses.laplacian_smoothness.Laplacia
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -56,8 +56,8 @@ class LaplacianSmoothnessObjective:
     #: term → the constructor option that sets its weight (a config may not also set it in method.weights)
     weight_options = {"smoothness": "gamma"}
 
-    def __init__(self, gamma: float = 0.01, power: int = 2, k: Optional[int] = None,
-                 layers: Optional[Sequence[str]] = None, apply_relu: bool = False) -> None:
+    def __init__(self, gamma: float = 0.01, power: int = 2, k: int | None = None,
+                 layers: Sequence[str] | None = None, apply_relu: bool = False) -> None:
         apply_relu = check_flag(apply_relu, "apply_relu")
         self.gamma = check_number(gamma, "gamma")
         self.loss = LaplacianSmoothnessLoss(k=k, power=power)
@@ -65,7 +65,7 @@ class LaplacianSmoothnessObjective:
         self.apply_relu = bool(apply_relu)
         self.weights = {"smoothness": self.gamma ** self.loss.power}
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         names = self.layers if self.layers is not None else relu_layer_names(model)
         with capture(model, names) as acts:

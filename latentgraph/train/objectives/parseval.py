@@ -4,7 +4,7 @@ baseline of the Laplacian regularizer; the penalty and retraction are in
 """
 from __future__ import annotations
 
-from typing import Dict, Sequence
+from collections.abc import Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -54,7 +54,7 @@ class ParsevalObjective:
         self.penalty = ParsevalPenalty()
         self.weights = {"parseval": self.penalty_weight} if self.penalty_weight > 0 else {}
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> Dict[str, Tensor]:
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         terms = {"ce": F.cross_entropy(model(x), y)}
         if self.penalty_weight > 0:

@@ -7,11 +7,12 @@ once under a name so that a config can pick one by name.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 T = TypeVar("T")
 
-_OBJECTIVES: Dict[str, type] = {}
+_OBJECTIVES: dict[str, type] = {}
 
 
 def register_objective(name: str) -> Callable[[T], T]:
@@ -56,6 +57,6 @@ def get_objective(name: str) -> type:
         ) from None
 
 
-def available_objectives() -> List[str]:
+def available_objectives() -> list[str]:
     """Sorted names of the registered objectives."""
     return sorted(_OBJECTIVES)
