@@ -176,20 +176,11 @@ def load_checkpoint_option(model, path: str) -> None:
 
 def resolve_device(name: str | None):
     """``torch.device(name)``, or CUDA when available and ``name`` is ``None``;
-    a :class:`ValueError` naming ``--device`` for a malformed or absent device."""
-    import torch
+    a :class:`ValueError` naming ``--device`` for a malformed or absent device
+    (:func:`latentgraph.device.resolve_device`, shared with the trainer)."""
+    from ..device import resolve_device as resolve
 
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device must be cpu, cuda or cuda:N (or another torch device), got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine (use --device cpu)")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ValueError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) visible")
-    return device
+    return resolve(name, where="--device")
 
 
 def load_data(path: str | None, seed: int, holdout: bool = True, labels: str | None = None,
