@@ -69,3 +69,10 @@ def test_bad_registrations_and_options_are_named():
         register_loss("gkd", inputs="layers")(ToyL1Loss)
     with pytest.raises(ValueError, match=r"unknown option 'scal' \(did you mean 'scale'\?"):
         get_loss("toy_l1").build({"scal": 2.0})
+
+
+def test_projection_heads_need_layer_inputs_and_weights_must_be_finite():
+    with pytest.raises(ValueError, match="`widths`"):
+        register_loss("toy_heads", inputs="logits", widths=True)
+    with pytest.raises(ValueError, match="losses.toy_l1.weight"):
+        DistillationObjective(SmallCNN(width=4), {"toy_l1": {"weight": float("inf")}})

@@ -134,6 +134,8 @@ def register_loss(name: str, *, inputs: str, weight: float = 1.0, relational: bo
     for flag, value in (("relational", relational), ("needs_labels", needs_labels), ("widths", widths)):
         if not isinstance(value, bool):
             raise TypeError(f"`{flag}` must be a bool, got {type(value).__name__}")
+    if widths and inputs == "logits":
+        raise ValueError("`widths` (projection heads on layer outputs) needs inputs 'layers' or 'embedding'")
 
     def decorator(cls: L) -> L:
         if not (isinstance(cls, type) and issubclass(cls, nn.Module)):

@@ -2,6 +2,7 @@ r"""Knowledge distillation from a frozen teacher: ``CE + Σ λ_i L_i``, each los
 :class:`~latentgraph.losses.LossRecord` (:func:`~latentgraph.losses.register_loss`)."""
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -141,8 +142,8 @@ class DistillationObjective(FrozenTeacherObjective):
             if "weight" in options:
                 self.weight_options[name] = f"losses.{name}.weight"
             weight = options.pop("weight", record.weight)
-            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-                raise ValueError(f"`losses.{name}.weight` must be a non-negative number, got {weight!r}")
+            if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < math.inf:
+                raise ValueError(f"`losses.{name}.weight` must be a finite number ≥ 0, got {weight!r}")
             self.weights[name] = float(weight)
             if record.inputs != "logits":
                 pairs = layer_name_pairs(options.pop("layers"), f"losses.{name}.layers") if "layers" in options else default_pairs
