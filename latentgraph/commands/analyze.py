@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
     x_train, y_train, x_eval, y_eval, data_name = load_data(args.data, args.seed, holdout=not args.checkpoint,
                                                             labels=args.labels, image_size=args.image_size)
-    model, model_name = build_model(args.model, x_eval, y_eval, parse_kwargs(args.model_kwargs))
+    model, model_name = model_from_option(args.model, x_eval, y_eval, parse_kwargs(args.model_kwargs))
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     if layers is not None:  # before training, so that a typo does not cost a training run
         from ..eval.layers import check_layers
@@ -294,7 +294,7 @@ def _literal(text: str) -> object:
         return text
 
 
-def build_model(spec: str | None, x, y, kwargs: dict[str, object] | None = None):
+def model_from_option(spec: str | None, x, y, kwargs: dict[str, object] | None = None):
     """The model named by ``spec`` (``module:factory`` or ``file.py:factory``,
     called with ``kwargs``), or the default for the data: SmallCNN for
     ``N×C×H×W`` images, MLP for ``N×D`` vectors."""

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..train import fit
     from ..outputs import prepare_output
     from ..train.checkpoint import save_atomic
-    from .analyze import build_model, load_checkpoint_option, load_data, resolve_device
+    from .analyze import load_checkpoint_option, load_data, model_from_option, resolve_device
 
     if args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                                                             holdout=not args.checkpoint)
     if x_eval.dim() != 4:
         raise ValueError(f"--images: saliency maps need N×C×H×W images, got shape {tuple(x_eval.shape)}")
-    model, model_name = build_model(args.model, x_eval, y_eval)
+    model, model_name = model_from_option(args.model, x_eval, y_eval)
     model.to(device)
     out = Path(args.output)
     if args.checkpoint:
