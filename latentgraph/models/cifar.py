@@ -11,8 +11,8 @@ ResNet-18). :func:`latentgraph.models.build_model` builds one by name.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable, Dict, List
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -257,7 +257,7 @@ class PreActResNet18(_ResNet):
 
 
 #: Convolution widths per stage of the VGG variants (each stage ends with 2×2 max-pooling).
-VGG_STAGES: Dict[int, List[List[int]]] = {
+VGG_STAGES: dict[int, list[list[int]]] = {
     11: [[64], [128], [256, 256], [512, 512], [512, 512]],
     13: [[64, 64], [128, 128], [256, 256], [512, 512], [512, 512]],
     16: [[64, 64], [128, 128], [256, 256, 256], [512, 512, 512], [512, 512, 512]],
@@ -293,7 +293,7 @@ class VGG(nn.Module):
         _positive_int(num_classes, "num_classes")
         cin = _positive_int(in_channels, "in_channels")
         for i, stage in enumerate(VGG_STAGES[depth], start=1):
-            layers: List[nn.Module] = []
+            layers: list[nn.Module] = []
             for c in stage:
                 cout = max(1, round(c * width))
                 layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
@@ -322,7 +322,7 @@ def _init_weights(model: nn.Module) -> None:
 
 
 #: Name → constructor of the CIFAR networks (see :data:`latentgraph.models.MODELS`).
-CIFAR_MODELS: Dict[str, Callable[..., nn.Module]] = {
+CIFAR_MODELS: dict[str, Callable[..., nn.Module]] = {
     "wrn": WideResNet,
     "resnet18": ResNet18,
     "preact_resnet18": PreActResNet18,

@@ -19,8 +19,9 @@ import hashlib
 import logging
 import os
 import random
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ import torch
 from ..atomic import save_torch, write_text
 from ..torch_files import FORMAT, load_file, load_model_weights  # noqa: F401  (re-exported)
 
-PathLike = Union[str, os.PathLike]
+PathLike = str | os.PathLike
 
 #: Version of the checkpoint layout, checked on load.
 VERSION = 1
@@ -101,7 +102,7 @@ def _digest(value: Any, digest: Any) -> None:
         digest.update(repr(value).encode())
 
 
-def load_checkpoint(path: PathLike, map_location: Any = None) -> Dict[str, Any]:
+def load_checkpoint(path: PathLike, map_location: Any = None) -> dict[str, Any]:
     """Load a trainer checkpoint written by :class:`~latentgraph.train.Trainer`.
 
     Raises:
@@ -200,7 +201,7 @@ def _generators(loader: Any) -> Iterable[torch.Generator]:
     return seen
 
 
-def rng_state(loader: Any = None) -> Dict[str, Any]:
+def rng_state(loader: Any = None) -> dict[str, Any]:
     """Snapshot of every random generator training draws from.
 
     Covers Python's :mod:`random`, NumPy's global generator, PyTorch's CPU
@@ -209,7 +210,7 @@ def rng_state(loader: Any = None) -> Dict[str, Any]:
     ints, floats and tuples, so it survives ``weights_only`` loading.
     """
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    state: Dict[str, Any] = {
+    state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
         "torch": torch.get_rng_state(),
@@ -247,7 +248,7 @@ def _as_tuple(value: Any) -> Any:
     return value
 
 
-def resolve_checkpoint(resume: Union[bool, PathLike], checkpoint_dir: Optional[PathLike]) -> Path:
+def resolve_checkpoint(resume: bool | PathLike, checkpoint_dir: PathLike | None) -> Path:
     """Turn ``resume`` (a file, a folder holding ``last.pt``, or ``True`` for
     ``checkpoint_dir``) into the checkpoint file to read."""
     if resume is True:

@@ -14,9 +14,10 @@ import difflib
 import inspect
 import math
 import os
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Union
 
 import yaml
 
@@ -32,10 +33,10 @@ class DataConfig:
     """``data:`` — which data set and how to batch it."""
 
     name: str
-    root: Optional[str] = None  # folder of the CIFAR python-pickle files (required for CIFAR)
+    root: str | None = None  # folder of the CIFAR python-pickle files (required for CIFAR)
     batch_size: int = 128  # per process under torchrun
     eval_batch_size: int = 512
-    per_class: Optional[int] = None  # keep this many training samples per class (limited data)
+    per_class: int | None = None  # keep this many training samples per class (limited data)
     augment: bool = True  # CIFAR only: random 32×32 crop of the 4-padded image and horizontal flip
     num_workers: int = 0
     split_seed: int = 0  # digits / MNIST-5k train/test split; the same for every run seed
@@ -46,7 +47,7 @@ class ModelConfig:
     """``model:`` — a network by name and its constructor arguments."""
 
     name: str
-    kwargs: Dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,8 +56,8 @@ class TeacherConfig:
     the teacher is first trained with cross-entropy and the same recipe."""
 
     name: str
-    kwargs: Dict[str, Any] = field(default_factory=dict)
-    checkpoint: Optional[str] = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -64,8 +65,8 @@ class MethodConfig:
     """``method:`` — a registered objective, its arguments and its term weights."""
 
     name: str = "classification"
-    kwargs: Dict[str, Any] = field(default_factory=dict)
-    weights: Dict[str, float] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ScheduleConfig:
     """``schedule:`` — learning-rate schedule, stepped once per epoch."""
 
     name: str = "none"
-    milestones: List[int] = field(default_factory=list)  # multistep: epochs where lr *= gamma
+    milestones: list[int] = field(default_factory=list)  # multistep: epochs where lr *= gamma
     gamma: float = 0.1
 
 
@@ -97,21 +98,21 @@ class TrainConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    teacher: Optional[TeacherConfig] = None
+    teacher: TeacherConfig | None = None
     seed: int = 0
     epochs: int = 10
-    checkpoint_every: Optional[int] = None  # steps; checkpoints are also written at the end and on Ctrl-C
+    checkpoint_every: int | None = None  # steps; checkpoints are also written at the end and on Ctrl-C
     output: str = "runs/default"
-    device: Optional[str] = None  # default: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU
+    device: str | None = None  # default: CUDA when available (cuda:LOCAL_RANK under torchrun), else CPU
     bn_recalibration: bool = False  # re-estimate BatchNorm statistics over the training data after the last epoch
     distributed_timeout: float = 600.0  # seconds a rank waits for the others under torchrun before it stops
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-data form (what :func:`yaml.safe_dump` writes)."""
         return dataclasses.asdict(self)
 
 
-def load_config(path: Union[str, os.PathLike]) -> TrainConfig:
+def load_config(path: str | os.PathLike) -> TrainConfig:
     """Read and check a YAML run configuration.
 
     Raises:
@@ -167,7 +168,7 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
 
 def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin is Union:  # Optional[X]
+    if origin in (Union, types.UnionType):  # X | None
         if value is None:
             return None
         return _convert(next(a for a in args if a is not type(None)), value, key, source)

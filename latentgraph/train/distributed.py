@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime
 import os
-from typing import Iterable, List
+from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
@@ -104,7 +104,7 @@ class _GatherWithGrad(torch.autograd.Function):
     ranks and returns this rank's slice of it."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, sizes: List[int]) -> Tensor:  # type: ignore[override]
+    def forward(ctx, x: Tensor, sizes: list[int]) -> Tensor:  # type: ignore[override]
         ctx.sizes = sizes
         return _all_gather(x, sizes)
 
@@ -116,7 +116,7 @@ class _GatherWithGrad(torch.autograd.Function):
         return grad[start : start + ctx.sizes[get_rank()]], None
 
 
-def _all_gather(x: Tensor, sizes: List[int]) -> Tensor:
+def _all_gather(x: Tensor, sizes: list[int]) -> Tensor:
     """Concatenate every rank's ``x`` (first dims ``sizes``) in rank order."""
     largest = max(sizes)
     padded = x.new_zeros((largest,) + tuple(x.shape[1:]))
@@ -162,7 +162,7 @@ def gather_features(x: Tensor, mode: str = "grad") -> Tensor:
     return _GatherWithGrad.apply(x, sizes)
 
 
-def _batch_sizes(x: Tensor) -> List[int]:
+def _batch_sizes(x: Tensor) -> list[int]:
     """First-dimension size of ``x`` on every rank."""
     local = torch.tensor([x.shape[0]], device=x.device)
     sizes = [torch.zeros_like(local) for _ in range(get_world_size())]
