@@ -173,24 +173,6 @@ def check_optimizer_fits(saved: Mapping[str, Any], optimizer: torch.optim.Optimi
                 f"optimizer the run started with")
 
 
-def load_model_weights(model: nn.Module, path: PathLike) -> nn.Module:
-    """Load weights into ``model`` from a trainer checkpoint or a bare ``state_dict`` file.
-
-    A trainer checkpoint contributes its ``"model"`` entry. Missing or
-    unexpected keys raise :class:`ValueError` naming the file.
-    """
-    state = load_file(path, map_location="cpu")
-    if isinstance(state, dict) and state.get("format") == FORMAT:
-        state = state["model"]
-    if not isinstance(state, Mapping):
-        raise ValueError(f"{str(path)!r} holds neither a trainer checkpoint nor a state_dict")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(f"weights in {str(path)!r} do not fit {type(model).__name__}: {error}") from error
-    return model
-
-
 def _generators(loader: Any) -> Iterable[torch.Generator]:
     """The distinct :class:`torch.Generator` objects a DataLoader draws from."""
     seen = []
