@@ -14,7 +14,7 @@ import os
 import pickle
 import warnings
 from pathlib import Path
-from typing import Any, Dict, Tuple, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 from ..validation import check_flag
 
 #: Layout of each data set: folder name, training files, test files, label key, number of classes.
-LAYOUTS: Dict[str, Dict[str, Any]] = {
+LAYOUTS: dict[str, dict[str, Any]] = {
     "cifar10": {"folder": "cifar-10-batches-py", "train": [f"data_batch_{i}" for i in range(1, 6)],
                 "test": ["test_batch"], "labels": b"labels", "classes": 10},
     "cifar100": {"folder": "cifar-100-python", "train": ["train"], "test": ["test"],
@@ -32,7 +32,7 @@ LAYOUTS: Dict[str, Dict[str, Any]] = {
 }
 
 #: Per-channel mean and standard deviation of the training images (in [0, 1]).
-NORMALIZATION: Dict[str, Tuple[Tuple[float, ...], Tuple[float, ...]]] = {
+NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
     "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
 }
@@ -55,7 +55,7 @@ class _ArrayUnpickler(pickle.Unpickler):
             return getattr(importlib.import_module(module), name)
 
 
-def _read_batch(path: Path, label_key: bytes, num_classes: int) -> Tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: Path, label_key: bytes, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"CIFAR file {str(path)!r} is missing")
     try:
@@ -82,7 +82,7 @@ def _read_batch(path: Path, label_key: bytes, num_classes: int) -> Tuple[np.ndar
     return data, labels
 
 
-def _find_folder(root: Union[str, os.PathLike], name: str) -> Path:
+def _find_folder(root: str | os.PathLike, name: str) -> Path:
     root = Path(root)
     layout = LAYOUTS[name]
     for folder in (root, root / layout["folder"]):
@@ -96,7 +96,7 @@ def _find_folder(root: Union[str, os.PathLike], name: str) -> Path:
     )
 
 
-def load_cifar(root: Union[str, os.PathLike], name: str = "cifar10", train: bool = True) -> Tuple[Tensor, Tensor]:
+def load_cifar(root: str | os.PathLike, name: str = "cifar10", train: bool = True) -> tuple[Tensor, Tensor]:
     """Read a CIFAR split from a local folder.
 
     Args:
@@ -160,7 +160,7 @@ class CIFARDataset(Dataset):
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, index: int) -> Tuple[Tensor, Tensor]:
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         image = self.x[index].float().div_(255)
         if self.augment:
             padded = torch.nn.functional.pad(image, (4, 4, 4, 4))

@@ -216,7 +216,7 @@ def model_seed(config: ZooConfig, index: int) -> int:
     return config.seed * 100_003 + index
 
 
-def build_model(config: ZooConfig, hparams: Mapping, in_shape: tuple[int, ...], num_classes: int) -> ZooNet:
+def zoo_network(config: ZooConfig, hparams: Mapping, in_shape: tuple[int, ...], num_classes: int) -> ZooNet:
     """The (untrained) network of one zoo model."""
     return ZooNet(in_shape, num_classes, kind=config.model, width=int(hparams["width"]),
                   depth=int(hparams["depth"]), dropout=float(hparams["dropout"]))
@@ -266,7 +266,7 @@ class Zoo:
         """``model``'s network with its trained weights (or ``weights="init.pt"``
         for its initial ones), loaded with ``weights_only=True``."""
         x_train, y_train, _, y_test = self._split()
-        net = build_model(self.config, model.hparams, tuple(x_train.shape[1:]),
+        net = zoo_network(self.config, model.hparams, tuple(x_train.shape[1:]),
                           int(max(y_train.max(), y_test.max())) + 1)
         state = torch.load(model.folder / weights, map_location="cpu", weights_only=True)
         net.load_state_dict(state)
@@ -306,7 +306,7 @@ def train_one(config: ZooConfig, hparams: Mapping, seed: int, data: tuple[Tensor
     num_classes = int(max(y_train.max(), y_test.max())) + 1
     y_noisy = noisy_labels(y_train, float(hparams["label_noise"]), seed, num_classes)
     torch.manual_seed(seed)
-    model = build_model(config, hparams, tuple(x_train.shape[1:]), num_classes).to(device)
+    model = zoo_network(config, hparams, tuple(x_train.shape[1:]), num_classes).to(device)
     initial = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     optimizer = torch.optim.Adam(model.parameters(), lr=float(hparams["lr"]),
                                  weight_decay=float(hparams["weight_decay"]))

@@ -6,7 +6,7 @@ import datetime
 import logging
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any
 
 import torch
 import yaml
@@ -29,7 +29,7 @@ log = logging.getLogger("latentgraph.train")
 MODEL_FILE = "model.pt"
 
 
-def _check_outputs(network: nn.Module, example: torch.Tensor, classes: Optional[int], where: str, data: str) -> None:
+def _check_outputs(network: nn.Module, example: torch.Tensor, classes: int | None, where: str, data: str) -> None:
     """A clear error, before training, for a network that does not run on the data or (``classes``
     given) outputs fewer logits than there are labels."""
     try:
@@ -62,7 +62,7 @@ RESUMABLE = ("epochs", "device", "checkpoint_every", "distributed_timeout", "dat
 CHANGES_FILE = "resumes.log"
 
 
-def config_changes(before: TrainConfig, after: TrainConfig) -> List[Tuple[str, Any, Any]]:
+def config_changes(before: TrainConfig, after: TrainConfig) -> list[tuple[str, Any, Any]]:
     """``(key, old, new)`` for every config value that differs (``output`` excluded: a run may move).
 
     Example:
@@ -76,8 +76,8 @@ def config_changes(before: TrainConfig, after: TrainConfig) -> List[Tuple[str, A
             if key != "output" and old.get(key) != new.get(key)]
 
 
-def _flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
-    out: Dict[str, Any] = {}
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict) and key not in ("kwargs", "weights"):
             out.update(_flatten(value, f"{prefix}{key}."))
@@ -86,7 +86,7 @@ def _flatten(data: Dict[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
-def _check_resumable(config: TrainConfig, output: Path) -> List[Tuple[str, Any, Any]]:
+def _check_resumable(config: TrainConfig, output: Path) -> list[tuple[str, Any, Any]]:
     """The allowed changes of a resume, or a ValueError listing the refused ones."""
     saved = output / "config.yaml"
     if not saved.is_file():
@@ -117,7 +117,7 @@ def _check_fresh(output: Path, overwrite: bool) -> bool:
 
 
 def run_config(config: TrainConfig, resume: bool = False, source: str = "<config>",
-               progress: bool = True, overwrite: bool = False) -> Dict[str, Any]:
+               progress: bool = True, overwrite: bool = False) -> dict[str, Any]:
     """Train what ``config`` describes; return ``{"history", "model", "output"}``.
 
     Writes into ``config.output``: ``config.yaml`` (the parsed config),
@@ -157,7 +157,7 @@ def run_config(config: TrainConfig, resume: bool = False, source: str = "<config
     if is_main_process():
         ckpt.remove_stale_temporaries(output / "checkpoints", [ckpt.LAST])
         ckpt.remove_stale_temporaries(output, ["config.yaml", "metrics.csv", MODEL_FILE, CHANGES_FILE])
-    teacher: Optional[nn.Module] = None
+    teacher: nn.Module | None = None
     if config.teacher is not None:
         teacher = model_from_config(ModelConfig(config.teacher.name, config.teacher.kwargs), source, "teacher")
         path = config.teacher.checkpoint
