@@ -39,7 +39,7 @@ _GROUPED_FROM = 512
 
 
 def _group_count(cols: int, k: int) -> int:
-    """How many strided groups a block row of ``cols`` scores is split into: a power of
+    r"""How many strided groups a block row of ``cols`` scores is split into: a power of
     two dividing ``cols``, about :math:`\sqrt{cols / k}`, with more than ``k`` columns
     per group (1: no grouping)."""
     s = 1
