@@ -26,14 +26,10 @@ from latentgraph.atomic import write_text
 from latentgraph.capture import capture
 from latentgraph.graphs import latent_graph
 from latentgraph.gsp import label_variation
-from latentgraph.validation import check_features, check_labels
+from latentgraph.validation import check_features, check_int, check_labels
 
 #: The pseudo-layer name of the model's input.
 INPUT = "input"
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class LabelVariationMonitor:
@@ -93,10 +89,8 @@ class LabelVariationMonitor:
             raise ValueError("`y` must hold at least two classes: label variation of one class is 0 by definition")
         if isinstance(layers, str) or not layers or not all(isinstance(name, str) for name in layers):
             raise TypeError(f"`layers` must be a non-empty list of module names, got {layers!r}")
-        if not _is_int(k) or not 1 <= k < x.shape[0]:
-            raise ValueError(f"`k` must be an int in 1..{x.shape[0] - 1} (the batch has {x.shape[0]} samples), got {k!r}")
-        if not _is_int(every) or every < 1:
-            raise ValueError(f"`every` must be a positive int, got {every!r}")
+        check_int(k, "k", minimum=1, maximum=x.shape[0] - 1)
+        check_int(every, "every", minimum=1)
         self.x, self.layers, self.k, self.similarity, self.every = x, list(layers), k, similarity, every
         self.loggers = [self._check_logger(logger) for logger in loggers]
         self.history: list[dict[str, float]] = []
@@ -136,8 +130,7 @@ class LabelVariationMonitor:
     def on_epoch_end(self, model: nn.Module, epoch: int) -> dict[str, float] | None:
         """Measure and log when ``epoch`` (counted from 1) is a multiple of
         ``every``; return the values, or ``None`` on other epochs."""
-        if not _is_int(epoch) or epoch < 0:
-            raise ValueError(f"`epoch` must be a non-negative int, got {epoch!r}")
+        check_int(epoch, "epoch", minimum=0)
         if epoch % self.every:
             return None
         values = self.measure(model)

@@ -67,11 +67,11 @@ def test_wideresnet_stage_widths_and_dropout():
 def test_model_bad_arguments():
     with pytest.raises(ValueError, match="depth - 4 divisible by 6"):
         WideResNet(depth=27)
-    with pytest.raises(ValueError, match="`width` must be a positive number"):
+    with pytest.raises(ValueError, match="`width` must be a finite number > 0"):
         WideResNet(width=0)
     with pytest.raises(ValueError, match="`depth` must be one of"):
         VGG(depth=12)
-    with pytest.raises(ValueError, match="`num_classes` must be a positive int"):
+    with pytest.raises(ValueError, match="`num_classes` must be an int ≥ 1"):
         ResNet18(num_classes=0)
     with pytest.raises(ValueError, match="unknown model 'wrn28'; available: lil_classifier, mlp, preact_resnet18, resnet18"):
         build_model("wrn28")

@@ -240,9 +240,9 @@ def test_error_input_cannot_take_gradients():
     net = nn.Sequential(nn.Linear(3, 2))
     with pytest.raises(TypeError, match="floating-point"):
         full_jacobian(net, torch.ones(2, 3, dtype=torch.long))
-    with pytest.raises(TypeError, match="x must be a tensor"):
+    with pytest.raises(TypeError, match="`x` must be a torch.Tensor"):
         full_jacobian(net, [[1.0, 2.0, 3.0]])
-    with pytest.raises(ValueError, match="x contains NaN"):
+    with pytest.raises(ValueError, match="`x` contains NaN"):
         full_jacobian(net, torch.tensor([[1.0, float("nan"), 0.0]]))
 
 

@@ -99,3 +99,61 @@ def test_counts_are_checked_by_one_rule_across_the_api():
         make_loader(torch.rand(4, 2), torch.zeros(4, dtype=torch.long), batch_size=0)
     with pytest.raises(TypeError, match="`p` must be an int, got float"):
         AttentionTransferLoss(p=2.0)
+
+
+def _monitor(**kwargs):
+    from latentgraph.callbacks import LabelVariationMonitor
+    y = torch.arange(12) % 3
+    return LabelVariationMonitor(torch.randn(12, 4), y, ["0"], **kwargs)
+
+
+def _models():
+    from latentgraph.models import MLP, VGG, ResNet18, SmallCNN, WideResNet
+    return MLP, VGG, ResNet18, SmallCNN, WideResNet
+
+
+@pytest.mark.parametrize("call, error, phrase", [
+    (lambda: _models()[3](width=True), TypeError, "`width` must be an int, got bool"),
+    (lambda: _models()[3](num_classes="10"), TypeError, "`num_classes` must be an int, got str"),
+    (lambda: _models()[3](in_channels=0), ValueError, "`in_channels` must be an int ≥ 1, got 0"),
+    (lambda: _models()[0](64, hidden=(16, 0)), ValueError, "`hidden` must be an int ≥ 1, got 0"),
+    (lambda: _models()[0](True), TypeError, "`in_features` must be an int, got bool"),
+    (lambda: _models()[0](64, activation="gelu"), ValueError, "`activation` must be one of 'relu', 'tanh'"),
+    (lambda: _models()[4](width=True), TypeError, "`width` must be a number, got bool"),
+    (lambda: _models()[4](depth=16.0), TypeError, "`depth` must be an int, got float"),
+    (lambda: _models()[4](depth=4), ValueError, "`depth` must be an int ≥ 10, got 4"),
+    (lambda: _models()[4](dropout="0.1"), TypeError, "`dropout` must be a number, got str"),
+    (lambda: _models()[4](dropout=-0.5), ValueError, "`dropout` must be a finite number ≥ 0"),
+    (lambda: _models()[1](depth=True), TypeError, "`depth` must be an int, got bool"),
+    (lambda: _models()[1](width=float("inf")), ValueError, "`width` must be a finite number > 0"),
+    (lambda: _models()[2](width=64.0), TypeError, "`width` must be an int, got float"),
+    (lambda: _monitor(k=True), TypeError, "`k` must be an int, got bool"),
+    (lambda: _monitor(k=12), ValueError, r"`k` must be an int in 1\.\.11, got 12"),
+    (lambda: _monitor(every="2"), TypeError, "`every` must be an int, got str"),
+    (lambda: _monitor(every=0), ValueError, "`every` must be an int ≥ 1, got 0"),
+    (lambda: _monitor().on_epoch_end(torch.nn.Identity(), 1.0), TypeError, "`epoch` must be an int, got float"),
+    (lambda: _monitor().on_epoch_end(torch.nn.Identity(), -1), ValueError, "`epoch` must be an int ≥ 0, got -1"),
+], ids=lambda v: "" if callable(v) or isinstance(v, type) else v[:40])
+def test_models_and_callbacks_route_through_the_one_checker(call, error, phrase):
+    with pytest.raises(error, match=phrase):
+        call()
+
+
+@pytest.mark.parametrize("x, error, phrase", [
+    ([[1.0, 2.0]], TypeError, "`x` must be a torch.Tensor, got list"),
+    (torch.ones(2, 3, dtype=torch.long), TypeError, "`x` must be a floating-point tensor"),
+    (torch.zeros(0, 3), ValueError, "`x` must be a non-empty batch"),
+    (torch.tensor([[1.0, float("nan"), 0.0]]), ValueError, "`x` contains NaN"),
+])
+def test_jacobian_and_gather_check_x_through_the_one_checker(x, error, phrase):
+    from latentgraph.jacobian import full_jacobian
+    from latentgraph.train.distributed import gather_features
+    with pytest.raises(error, match=phrase):
+        full_jacobian(torch.nn.Linear(3, 2), x)
+    if isinstance(x, list):
+        with pytest.raises(TypeError, match="`x` must be a torch.Tensor, got list"):
+            gather_features(x, "grad")
+    with pytest.raises(ValueError, match="`mode` must be one of 'none', 'nograd', 'grad'; got 'all'"):
+        gather_features(torch.ones(2, 3), "all")
+    with pytest.raises(ValueError, match="`x` must have a batch dimension"):
+        gather_features(torch.tensor(1.0), "grad")

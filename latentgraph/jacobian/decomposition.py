@@ -33,7 +33,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 from torch.nn.modules.dropout import _DropoutNd
 
-from latentgraph.validation import check_flag
+from latentgraph.validation import check_flag, check_tensor
 
 __all__ = ["FullJacobian", "full_jacobian", "bias_layer_names", "decompose"]
 
@@ -299,14 +299,13 @@ def decompose(
     create_graph = check_flag(create_graph, "create_graph")
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
+    check_tensor(x, "x")
     if not x.is_floating_point():
-        raise TypeError(f"x must be a floating-point tensor to take gradients, got dtype {x.dtype}")
+        raise TypeError(f"`x` must be a floating-point tensor to take gradients, got dtype {x.dtype}")
     if x.dim() < 2 or x.shape[0] == 0:
-        raise ValueError(f"x must be a non-empty batch B×…, got shape {tuple(x.shape)}")
+        raise ValueError(f"`x` must be a non-empty batch B×…, got shape {tuple(x.shape)}")
     if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or infinite values")
+        raise ValueError("`x` contains NaN or infinite values")
     _check_model(model, strict, batch_statistics)
     uses_batch_stats = any(isinstance(m, _BatchNorm) and (m.training or not m.track_running_stats)
                            for m in model.modules())

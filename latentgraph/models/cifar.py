@@ -17,11 +17,7 @@ from functools import partial
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-def _positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    return value
+from ..validation import check_int, check_number
 
 
 def _conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -80,14 +76,14 @@ class WideResNet(nn.Module):
     def __init__(self, depth: int = 28, width: float = 1.0, num_classes: int = 10, dropout: float = 0.0,
                  in_channels: int = 3) -> None:
         super().__init__()
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 10 or (depth - 4) % 6:
+        check_int(depth, "depth", minimum=10)
+        if (depth - 4) % 6:
             raise ValueError(f"`depth` must be an int ≥ 10 with depth - 4 divisible by 6 (e.g. 16, 28, 40), got {depth!r}")
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"`width` must be a positive number, got {width!r}")
-        if not 0.0 <= dropout < 1.0:
+        check_number(width, "width", positive=True)
+        if check_number(dropout, "dropout") >= 1.0:
             raise ValueError(f"`dropout` must be in [0, 1), got {dropout!r}")
-        _positive_int(num_classes, "num_classes")
-        _positive_int(in_channels, "in_channels")
+        check_int(num_classes, "num_classes", minimum=1)
+        check_int(in_channels, "in_channels", minimum=1)
         channels = [16] + [max(1, round(c * width)) for c in (16, 32, 64)]
         n = (depth - 4) // 6
         self.stem = _conv3x3(in_channels, channels[0])
@@ -171,9 +167,9 @@ class _ResNet(nn.Module):
     def __init__(self, block: Callable[[int, int, int], nn.Module], preact: bool, num_classes: int,
                  width: int, in_channels: int, stem: nn.Module | None = None) -> None:
         super().__init__()
-        _positive_int(num_classes, "num_classes")
-        _positive_int(width, "width")
-        _positive_int(in_channels, "in_channels")
+        check_int(num_classes, "num_classes", minimum=1)
+        check_int(width, "width", minimum=1)
+        check_int(in_channels, "in_channels", minimum=1)
         channels = [width, 2 * width, 4 * width, 8 * width]
         self.stem = stem if stem is not None else \
             nn.Sequential(_conv3x3(in_channels, width), nn.BatchNorm2d(width), nn.ReLU())
@@ -249,8 +245,8 @@ class PreActResNet18(_ResNet):
                  parseval: bool = False) -> None:
         if not isinstance(parseval, bool):
             raise TypeError(f"`parseval` must be a bool, got {type(parseval).__name__}")
-        _positive_int(width, "width")
-        _positive_int(in_channels, "in_channels")
+        check_int(width, "width", minimum=1)
+        check_int(in_channels, "in_channels", minimum=1)
         conv = ParsevalConv2d if parseval else nn.Conv2d
         super().__init__(partial(PreActBlock, parseval=parseval), True, num_classes, width, in_channels,
                          stem=conv(in_channels, width, 3, padding=1, bias=False))
@@ -286,12 +282,11 @@ class VGG(nn.Module):
 
     def __init__(self, depth: int = 16, num_classes: int = 10, width: float = 1.0, in_channels: int = 3) -> None:
         super().__init__()
-        if depth not in VGG_STAGES:
+        if check_int(depth, "depth") not in VGG_STAGES:
             raise ValueError(f"`depth` must be one of {sorted(VGG_STAGES)}, got {depth!r}")
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
-            raise ValueError(f"`width` must be a positive number, got {width!r}")
-        _positive_int(num_classes, "num_classes")
-        cin = _positive_int(in_channels, "in_channels")
+        check_number(width, "width", positive=True)
+        check_int(num_classes, "num_classes", minimum=1)
+        cin = check_int(in_channels, "in_channels", minimum=1)
         for i, stage in enumerate(VGG_STAGES[depth], start=1):
             layers: list[nn.Module] = []
             for c in stage:

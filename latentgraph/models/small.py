@@ -5,6 +5,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..validation import check_choice, check_int
+
 
 def _conv_block(cin: int, cout: int, pool: nn.Module) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(), pool)
@@ -34,8 +36,7 @@ class SmallCNN(nn.Module):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, width: int = 32) -> None:
         super().__init__()
         for name, value in (("in_channels", in_channels), ("num_classes", num_classes), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+            check_int(value, name, minimum=1)
         self.block1 = _conv_block(in_channels, width, nn.MaxPool2d(2))
         self.block2 = _conv_block(width, 2 * width, nn.MaxPool2d(2))
         self.block3 = _conv_block(2 * width, 4 * width, nn.Identity())
@@ -66,8 +67,11 @@ class MLP(nn.Module):
     def __init__(self, in_features: int, hidden: Sequence[int] = (256, 128), num_classes: int = 10,
                  activation: str = "relu") -> None:
         super().__init__()
-        if activation not in self.ACTIVATIONS:
-            raise ValueError(f"`activation` must be one of {sorted(self.ACTIVATIONS)}, got {activation!r}")
+        check_choice(activation, "activation", sorted(self.ACTIVATIONS))
+        check_int(in_features, "in_features", minimum=1)
+        check_int(num_classes, "num_classes", minimum=1)
+        for width in hidden:
+            check_int(width, "hidden", minimum=1)
         widths = [in_features, *hidden]
         for i, (cin, cout) in enumerate(zip(widths, widths[1:]), start=1):
             self.add_module(f"fc{i}", nn.Sequential(nn.Linear(cin, cout), self.ACTIVATIONS[activation]()))

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from ..validation import check_number
+from ..validation import check_choice, check_number, check_tensor
 
 GATHER_MODES = ("none", "nograd", "grad")
 
@@ -149,10 +149,9 @@ def gather_features(x: Tensor, mode: str = "grad") -> Tensor:
         >>> gather_features(x, "nograd") is x   # not distributed
         True
     """
-    if mode not in GATHER_MODES:
-        raise ValueError(f"`mode` must be one of {', '.join(map(repr, GATHER_MODES))}; got {mode!r}")
-    if not isinstance(x, Tensor) or x.dim() < 1:
-        raise TypeError("`x` must be a tensor with a batch dimension")
+    check_choice(mode, "mode", GATHER_MODES)
+    if check_tensor(x, "x").dim() < 1:
+        raise ValueError(f"`x` must have a batch dimension (at least 1 dimension), got shape {tuple(x.shape)}")
     if mode == "none" or not is_distributed():
         return x
     sizes = _batch_sizes(x)
