@@ -157,3 +157,30 @@ def test_jacobian_and_gather_check_x_through_the_one_checker(x, error, phrase):
         gather_features(torch.ones(2, 3), "all")
     with pytest.raises(ValueError, match="`x` must have a batch dimension"):
         gather_features(torch.tensor(1.0), "grad")
+
+
+@pytest.mark.parametrize("kwargs, error, phrase", [
+    (dict(width=True), TypeError, "`width` must be an int, got bool"),
+    (dict(depth=0), ValueError, "`depth` must be an int ≥ 1, got 0"),
+    (dict(dropout="0"), TypeError, "`dropout` must be a number, got str"),
+    (dict(dropout=1.0), ValueError, r"`dropout` must be a number in \[0, 1\)"),
+    (dict(kind="rnn"), ValueError, "`kind` must be one of"),
+])
+def test_zoo_networks_route_through_the_one_checker(kwargs, error, phrase):
+    from latentgraph.generalization.networks import ZooNet
+    with pytest.raises(error, match=phrase):
+        ZooNet((4,), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, phrase", [
+    (dict(seed=1.0), TypeError, "`seed` must be an int, got float"),
+    (dict(max_samples=True), TypeError, "`max_samples` must be an int, got bool"),
+    (dict(max_samples=1), ValueError, "`max_samples` must be an int ≥ 2, got 1"),
+    (dict(measure="nope"), ValueError, "`measure` must be one of"),
+])
+def test_complexity_arguments_route_through_the_one_checker(kwargs, error, phrase):
+    from latentgraph.generalization.registry import complexity
+    from latentgraph.models import MLP
+    kwargs = {"measure": "margin", **kwargs}
+    with pytest.raises(error, match=phrase):
+        complexity(MLP(4, hidden=(4,), num_classes=2), torch.rand(8, 4), torch.arange(8) % 2, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..validation import check_number
+from ..validation import check_int, check_number
 from .registry import Context, register
 
 
@@ -58,8 +58,7 @@ def _check(deviation: float, draws: int, steps: int, sigma_max: float) -> None:
     deviation = check_number(deviation, "deviation", positive=True)
     check_number(sigma_max, "sigma_max", positive=True)
     for name, value in (("draws", draws), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+        check_int(value, name, minimum=1)
     if deviation >= 1:
         raise ValueError(f"`deviation` is an accuracy drop in (0, 1), got {deviation}")
 

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..validation import check_choice, check_int, check_number
+
 #: Architectures :class:`ZooNet` builds.
 KINDS = ("mlp", "cnn")
 
@@ -41,12 +43,10 @@ class ZooNet(nn.Module):
     def __init__(self, in_shape: Sequence[int], num_classes: int = 10, kind: str = "mlp", width: int = 64,
                  depth: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
-        if kind not in KINDS:
-            raise ValueError(f"`kind` must be one of {', '.join(map(repr, KINDS))}; got {kind!r}")
+        check_choice(kind, "kind", KINDS)
         for name, value in (("num_classes", num_classes), ("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            check_int(value, name, minimum=1)
+        if check_number(dropout, "dropout") >= 1:
             raise ValueError(f"`dropout` must be a number in [0, 1), got {dropout!r}")
         shape = tuple(int(s) for s in in_shape)
         if kind == "cnn" and len(shape) != 3:

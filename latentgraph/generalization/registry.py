@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..device import model_device
-from ..validation import check_features, check_labels
+from ..validation import check_choice, check_features, check_int, check_labels
 
 
 @dataclass(frozen=True)
@@ -133,18 +133,15 @@ def complexity(model: nn.Module, x: Tensor, y: Tensor, measure: str = "label_var
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
-    if measure not in MEASURES:
-        raise ValueError(f"`measure` must be one of {', '.join(sorted(MEASURES))}; got {measure!r}")
+    check_choice(measure, "measure", sorted(MEASURES))
     entry = MEASURES[measure]
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
         known = ", ".join(entry.options) or "none"
         raise ValueError(f"measure {measure!r} has no option(s) {unknown}; its options: {known}")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(f"`seed` must be an int, got {type(seed).__name__}")
-    if max_samples is not None and (isinstance(max_samples, bool) or not isinstance(max_samples, int)
-                                    or max_samples < 2):
-        raise ValueError(f"`max_samples` must be an int ≥ 2 or None, got {max_samples!r}")
+    check_int(seed, "seed")
+    if max_samples is not None:
+        check_int(max_samples, "max_samples", minimum=2)
     check_features(x, "x")
     y = check_labels(y, x.shape[0], x.device)
     if x.shape[0] < 2:

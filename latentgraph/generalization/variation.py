@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..graphs import latent_graph
 from ..gsp import label_variation as graph_label_variation
-from ..validation import check_choice
+from ..validation import check_choice, check_int
 from .inputs import INPUT, add_noise, features, mix_between_classes, resolve_layers
 from .registry import Context, register
 
@@ -43,8 +43,7 @@ def layer_variation(ctx: Context, layers: str | list[str], k: int | None, simila
                     noise: float = 0.1) -> list[float]:
     """Mean label variation of each resolved layer, over the sample's batches."""
     check_choice(perturbation, "perturbation", PERTURBATIONS)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 2:
-        raise ValueError(f"`batch_size` must be an int ≥ 2, got {batch_size!r}")
+    check_int(batch_size, "batch_size", minimum=2)
     if batch_size > len(ctx.y):
         raise ValueError(f"`batch_size`={batch_size} exceeds the {len(ctx.y)} samples drawn (raise `max_samples`)")
     names = resolve_layers(ctx.model, layers)

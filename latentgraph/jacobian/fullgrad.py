@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgraph.jacobian.decomposition import decompose, resolve_target
-from latentgraph.validation import check_flag
+from latentgraph.validation import check_flag, check_tensor
 
 __all__ = ["fullgrad", "gradient_times_input", "saliency_postprocess"]
 
@@ -107,10 +107,8 @@ def _resize(summed: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _check_image_batch(x: Tensor) -> None:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"x must be a tensor, got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"x must be an image batch B×C×H×W, got shape {tuple(x.shape)}")
+    if check_tensor(x, "x").dim() != 4:
+        raise ValueError(f"`x` must be an image batch B×C×H×W, got shape {tuple(x.shape)}")
 
 
 def fullgrad(
