@@ -83,8 +83,9 @@ def test_image_folder_errors(tmp_path):
     (root / "empty" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="cannot read image.*broken.png"):
         load_image_folder(root)
-    for size in (0, (3,), "8", True):
-        with pytest.raises(ValueError, match="`size`"):
+    for size, error in ((0, ValueError), ((3,), ValueError), ((8, 0), ValueError), ("8", TypeError), (True, TypeError),
+                        ((8, 8.0), TypeError)):
+        with pytest.raises(error, match="`size`"):
             load_image_folder(root, size=size)
     with pytest.raises(ValueError, match="`channels`"):
         load_image_folder(root, channels=2)

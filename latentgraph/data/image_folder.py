@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..validation import check_int
+
 #: File suffixes read as images (case-insensitive).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -15,10 +17,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 def _size_pair(size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
-    pair = (size, size) if isinstance(size, int) else tuple(size) if isinstance(size, (tuple, list)) else ()
-    if len(pair) != 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in pair):
-        raise ValueError(f"`size` must be a positive int or a (height, width) pair, got {size!r}")
-    return pair
+    if isinstance(size, (tuple, list)):
+        if len(size) != 2:
+            raise ValueError(f"`size` must be an int ≥ 1 or a (height, width) pair, got {size!r}")
+        return check_int(size[0], "size", minimum=1), check_int(size[1], "size", minimum=1)
+    side = check_int(size, "size", minimum=1)
+    return side, side
 
 
 def load_image_folder(root: str | os.PathLike, size: int | tuple[int, int] | None = None,
@@ -62,7 +66,7 @@ def load_image_folder(root: str | os.PathLike, size: int | tuple[int, int] | Non
     from PIL import Image, UnidentifiedImageError
 
     pair = _size_pair(size)
-    if channels not in (1, 3):
+    if check_int(channels, "channels") not in (1, 3):
         raise ValueError(f"`channels` must be 1 or 3, got {channels!r}")
     root = Path(root)
     if not root.is_dir():
