@@ -184,3 +184,26 @@ def test_complexity_arguments_route_through_the_one_checker(kwargs, error, phras
     kwargs = {"measure": "margin", **kwargs}
     with pytest.raises(error, match=phrase):
         complexity(MLP(4, hidden=(4,), num_classes=2), torch.rand(8, 4), torch.arange(8) % 2, **kwargs)
+
+
+def _fit(lr):
+    from latentgraph.train import fit
+    return fit(torch.nn.Linear(2, 2), [(torch.randn(4, 2), torch.tensor([0, 1, 0, 1]))], epochs=1, lr=lr, progress=False)
+
+
+def _probe(C):
+    from latentgraph.eval.probes import logistic_probe
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([0, 1])
+    return logistic_probe(x, y, x, y, C=C)
+
+
+@pytest.mark.parametrize("call, error, phrase", [
+    (lambda: _fit(True), TypeError, "`lr` must be a number, got bool"),
+    (lambda: _fit("0.1"), TypeError, "`lr` must be a number, got str"),
+    (lambda: _fit(0.0), ValueError, "`lr` must be a finite number > 0"),
+    (lambda: _probe(True), TypeError, "`C` must be a number, got bool"),
+    (lambda: _probe(float("nan")), ValueError, "`C` must be a finite number > 0"),
+], ids=["lr-bool", "lr-str", "lr-zero", "C-bool", "C-nan"])
+def test_learning_rate_and_probe_strength_route_through_the_one_checker(call, error, phrase):
+    with pytest.raises(error, match=phrase):
+        call()

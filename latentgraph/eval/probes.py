@@ -6,7 +6,6 @@ The classifiers come from scikit-learn, an optional extra
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
@@ -15,7 +14,7 @@ from torch import Tensor, nn
 from latentgraph.capture import capture
 from latentgraph.losses.label_variation import LabelVariationLoss
 from latentgraph.eval.accuracy import eval_mode
-from latentgraph.validation import check_features, check_flag, check_int, check_labels, check_tensor
+from latentgraph.validation import check_features, check_flag, check_int, check_labels, check_number, check_tensor
 
 
 def _sklearn():
@@ -106,8 +105,7 @@ def logistic_probe(train_features: Tensor, train_y: Tensor, test_features: Tenso
         1.0
     """
     linear_model, _, pipeline, preprocessing = _sklearn()
-    if isinstance(C, bool) or not isinstance(C, (int, float)) or not (math.isfinite(C) and C > 0):
-        raise ValueError(f"`C` must be a positive number, got {C!r}")
+    C = check_number(C, "C", positive=True)
     x_train, y_train = _numpy_pair(train_features, train_y, "train_features")
     x_test, y_test = _numpy_pair(test_features, test_y, "test_features")
     probe = pipeline.make_pipeline(preprocessing.StandardScaler(),

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 from ..device import resolve_device, to_device
 from ..eval.accuracy import evaluate
 from ..seed import seed_everything
-from ..validation import check_flag, check_int
+from ..validation import check_flag, check_int, check_number
 from . import checkpoint as ckpt
 from .batchnorm import recalibrate_batchnorm
 from .distributed import (
@@ -448,8 +448,7 @@ def fit(model: nn.Module, train_loader: DataLoader, epochs: int = 5, lr: float =
     """
     progress = check_flag(progress, "progress")
     recalibrate_bn = check_flag(recalibrate_bn, "recalibrate_bn")
-    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0:
-        raise ValueError(f"`lr` must be a positive number, got {lr!r}")
+    lr = check_number(lr, "lr", positive=True)
     trainer = Trainer(model, ClassificationObjective(), lambda params: torch.optim.Adam(params, lr=lr),
                       device=device, seed=seed, progress=progress, bn_recalibration=recalibrate_bn)
     trainer.fit(train_loader, epochs)
