@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from latentgraph.graphs.similarity import similarity_matrix, squared_distances
-from latentgraph.losses.layer_pairs import Layers, layer_pairs
+from latentgraph.losses.layer_pairs import Layers, layer_pairs, result_dtype
 from latentgraph.losses.registry import register_loss
 from latentgraph.validation import check_features, check_int, check_number, check_same_batch
 
@@ -124,7 +124,7 @@ class RKDLoss(nn.Module):
                 total = total + self.distance_weight * dist
             if self.angle_weight:
                 total = total + self.angle_weight * F.smooth_l1_loss(_angles(s), _angles(t))
-        return total / len(pairs)
+        return (total / len(pairs)).to(result_dtype(student))
 
     def extra_repr(self) -> str:
         return f"distance_weight={self.distance_weight}, angle_weight={self.angle_weight}"
@@ -186,7 +186,7 @@ class AttentionTransferLoss(nn.Module):
                 )
             diff = attention_map(s, self.p) - attention_map(t, self.p)
             total = total + 0.5 * diff.pow(2).mean()
-        return total
+        return total.to(result_dtype(student))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
@@ -219,7 +219,7 @@ class SimilarityPreservingLoss(nn.Module):
             g_s = F.normalize(s @ s.T, p=2, dim=1)
             g_t = F.normalize(t @ t.T, p=2, dim=1)
             total = total + (g_s - g_t).pow(2).sum() / s.shape[0] ** 2
-        return total
+        return total.to(result_dtype(student))
 
 
 @register_loss("pkt", inputs="embedding", weight=30000.0, relational=True)  # RepDistiller's PKT weight
@@ -256,7 +256,7 @@ class PKTLoss(nn.Module):
         for s, t in pairs:
             p_s, p_t = self._conditional(s), self._conditional(t)
             total = total + (p_t * torch.log((p_t + self.eps) / (p_s + self.eps))).mean()
-        return total / len(pairs)
+        return (total / len(pairs)).to(result_dtype(student))
 
     def extra_repr(self) -> str:
         return f"eps={self.eps}"

@@ -5,7 +5,7 @@ import torch
 from torch import Tensor, nn
 
 from latentgraph.graphs.construct import dense_adjacency
-from latentgraph.losses.layer_pairs import Layers, layer_pairs
+from latentgraph.losses.layer_pairs import Layers, layer_pairs, result_dtype
 from latentgraph.losses.registry import register_loss
 from latentgraph.validation import check_choice, check_int, check_k, check_labels, check_neighbours
 
@@ -90,7 +90,7 @@ class GKDLoss(nn.Module):
                 a_s = torch.linalg.matrix_power(a_s, self.power)
                 a_t = torch.linalg.matrix_power(a_t, self.power)
             total = total + (a_s - a_t).pow(2).sum()
-        return total / len(pairs)
+        return (total / len(pairs)).to(result_dtype(student))
 
     def extra_repr(self) -> str:
         return f"k={self.k}, power={self.power}, edges={self.edges!r}"

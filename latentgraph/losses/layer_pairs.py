@@ -77,3 +77,16 @@ def scale_free(x: Tensor) -> Tensor:
     x = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
     largest = x.detach().abs().amax()
     return x / largest if largest > 0 else x
+
+
+def result_dtype(student: Layers) -> torch.dtype:
+    """The dtype a relational loss returns: that of its (first) student layer, so a
+    float16 batch gets a float16 loss although :func:`scale_free` computed it in float32.
+
+    Example:
+        >>> import torch
+        >>> result_dtype([torch.rand(2, 3).half(), torch.rand(2, 4)])
+        torch.float16
+    """
+    return (student if isinstance(student, Tensor) else student[0]).dtype
+
