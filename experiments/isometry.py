@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from protocol import REPORTED_SEEDS, Record, choose_on_validation, load_split, summarize_metrics
+from protocol import REPORTED_SEEDS, Record, add_shard_options, choose_on_validation, load_split, summarize_metrics
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -200,9 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=["mnist", "rings", "torus"], choices=["mnist", "rings", "torus"])
     parser.add_argument("--seeds", type=int, default=10, help="number of reported seeds on MNIST-5k")
     parser.add_argument("--toy-seeds", type=int, default=5, help="number of reported seeds on the rings and torus")
-    parser.add_argument("--seed-list", type=int, nargs="+", help="torus: run only these reported seeds (a shard)")
-    parser.add_argument("--shard", default="", help="torus: suffix of this shard's runs table")
-    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    add_shard_options(parser, "torus: ")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     record = Record()

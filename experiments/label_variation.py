@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-from pathlib import Path
 
 import torch
-from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_choice, load_split, save_choice,
-                      summarize_metrics)
+from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, add_shard_options, choose_on_validation, load_choice,
+                      load_split, save_choice, summarize_metrics)
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -74,9 +73,7 @@ def classifier(method: str, model: nn.Module, split) -> nn.Module:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="number of reported seeds")
-    parser.add_argument("--seed-list", type=int, nargs="+", help="run only these reported seeds (a shard)")
-    parser.add_argument("--shard", default="", help="suffix of this shard's runs table")
-    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    add_shard_options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     record = Record()

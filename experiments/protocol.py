@@ -41,6 +41,7 @@ Example:
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import math
@@ -72,6 +73,17 @@ SPLIT_SIZES: dict[str, dict[str, int]] = {
     "digits": {"val": 300, "test": 360},
     "mnist5k": {"val": 500, "test": 1000},
 }
+
+
+def add_shard_options(parser: argparse.ArgumentParser, scope: str = "") -> None:
+    """The options every sharded script shares: ``--seed-list`` and ``--shard`` split
+    the reported seeds over processes (each writes its own runs table, the tables
+    are summarized together), ``--output`` is the results folder
+    (default ``experiments/results``). ``scope`` prefixes the help, e.g. ``"torus: "``.
+    """
+    parser.add_argument("--seed-list", type=int, nargs="+", help=f"{scope}run only these reported seeds (a shard)")
+    parser.add_argument("--shard", default="", help=f"{scope}suffix of this shard's runs table")
+    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
 
 
 def _check_count(value: Any, name: str, minimum: int = 0) -> int:

@@ -49,12 +49,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, choose_on_validation, load_choice, load_split, save_choice,
-                      summarize_metrics)
+from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, add_shard_options, choose_on_validation, load_choice,
+                      load_split, save_choice, summarize_metrics)
 from torch import Tensor, nn
 
 from latentgraph.capture import capture
@@ -139,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large-eps", type=float, default=0.1)
     parser.add_argument("--attack-images", type=int, default=500,
                         help="attacks run on the first N test images (CPU budget); clean error on all")
-    parser.add_argument("--seed-list", type=int, nargs="+", help="run only these reported seeds (a shard)")
-    parser.add_argument("--shard", default="", help="suffix of this shard's runs table")
-    parser.add_argument("--output", type=Path, default=Path("experiments/results"))
+    add_shard_options(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     record = Record()
