@@ -35,6 +35,7 @@ import latentgraph.jacobian as lj
 from latentgraph.atomic import write_text
 from latentgraph.models import SmallCNN
 from latentgraph.train.objectives.distillation import DistillationObjective
+from latentgraph.train.objectives.interface import term_weights, weighted_sum
 from latentgraph.train.objectives.jacobian import JacobianDistillationObjective
 
 
@@ -93,7 +94,7 @@ def distill_rows(device: torch.device, repeats: int, batch: int, side: int) -> l
 
     def step(objective) -> Callable[[], None]:
         def run() -> None:
-            loss = sum(objective(student, (x, y)).values())
+            loss = weighted_sum(objective(student, (x, y)), term_weights(objective))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
