@@ -56,7 +56,8 @@ from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer, evaluate
 from latentgraph.train.objectives import ClassificationObjective
 from latentgraph.train.objectives.distillation import DistillationObjective, teacher_agreement
-from protocol import REPORTED_SEEDS, Record, choose_on_validation, load_split, paired_difference, summarize
+from protocol import (REPORTED_SEEDS, Record, add_run_options, choose_on_validation, load_split, paired_difference,
+                      start_run, summarize)
 
 BLOCKS = ["block1", "block2", "block3"]
 EGA_OFFICIAL = {"layers": ["pool"], "proj_dim": 256, "node_weight": 0.8, "edge_weight": 0.24, "weight": 1.0}
@@ -179,12 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ega-grid", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0])
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.output.mkdir(parents=True, exist_ok=True)
-    record = Record()
+    record = start_run(args)
     split = load_split("mnist5k")
     teacher = train_teacher(split, args.teacher_seed, args.teacher_epochs, args)
     teacher_error = _error(teacher, split.x_test, split.y_test)

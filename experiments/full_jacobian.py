@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,8 @@ from latentgraph.models import SmallCNN
 from latentgraph.seed import seed_everything
 from latentgraph.train import Trainer, evaluate
 from latentgraph.train.objectives import BiasJacobianObjective, ClassificationObjective, JacobianDistillationObjective
-from protocol import REPORTED_SEEDS, Record, choose_on_validation, load_split, paired_difference, summarize
+from protocol import (REPORTED_SEEDS, Record, add_run_options, choose_on_validation, load_split, paired_difference,
+                      start_run, summarize)
 
 BN_LAYERS = ["block1.1", "block2.1", "block3.1"]
 BLOCKS = ["block1", "block2", "block3"]
@@ -303,12 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--saliency-seeds", type=int, default=5)
     parser.add_argument("--saliency-steps", type=int, default=200)
     parser.add_argument("--saliency-images", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    add_run_options(parser)
     args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    args.output.mkdir(parents=True, exist_ok=True)
-    record = Record()
+    record = start_run(args)
     for part in args.parts:
         {"distill": run_distill, "regularize": run_regularize, "saliency": run_saliency}[part](args, record)
     return 0

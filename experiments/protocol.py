@@ -75,6 +75,21 @@ SPLIT_SIZES: dict[str, dict[str, int]] = {
 }
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` (torch CPU threads, default 1) and ``--output`` (results folder,
+    default ``experiments/results`` beside this file); :func:`start_run` applies them."""
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+
+
+def start_run(args: argparse.Namespace) -> Record:
+    """Apply :func:`add_run_options`' options (thread count, output folder created)
+    and return the :class:`Record` that stamps this run's tables."""
+    torch.set_num_threads(args.threads)
+    args.output.mkdir(parents=True, exist_ok=True)
+    return Record()
+
+
 def add_shard_options(parser: argparse.ArgumentParser, scope: str = "") -> None:
     """The options every sharded script shares: ``--seed-list`` and ``--shard`` split
     the reported seeds over processes (each writes its own runs table, the tables
