@@ -194,7 +194,8 @@ class DistillationObjective(FrozenTeacherObjective):
     def forward(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Tensor]:
         x, y = batch[0], batch[1]
         teacher = self.frozen_teacher(x.device)
-        if any(p.device != x.device for p in self.parameters()):
+        own = next(self.parameters(), None)  # projection heads move as one, like the teacher
+        if own is not None and own.device != x.device:
             self.to(x.device)
         with capture(model, self.student_layers) as s_acts:
             logits = model(x)
