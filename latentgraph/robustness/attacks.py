@@ -32,9 +32,7 @@ def cross_entropy_loss(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
         >>> cross_entropy_loss(model, torch.zeros(1, 2), torch.tensor([0])).shape
         torch.Size([])
     """
-    logits = model(x)
-    _check_targets(y, x, logits.shape[1] if logits.dim() == 2 else None)
-    return F.cross_entropy(logits, y)
+    return F.cross_entropy(model(x), y)
 
 
 def _check_images(x: object, name: str = "x") -> Tensor:
@@ -110,7 +108,7 @@ def fgsm(model: nn.Module, x: Tensor, y: Tensor, eps: float, loss_fn: LossFn | N
         torch.Size([2, 1, 2, 2])
     """
     x = _check_images(x)
-    y = _check_targets(y, x)
+    y = _check_targets(y, x, _num_classes(model, x))  # once per attack, not per step
     eps = check_number(eps, "eps")
     with eval_mode(model):
         grad = input_gradient(model, x, y, loss_fn)
@@ -193,7 +191,7 @@ def pgd(
         True
     """
     x = _check_images(x)
-    y = _check_targets(y, x)
+    y = _check_targets(y, x, _num_classes(model, x))  # once per attack, not per step
     eps = check_number(eps, "eps")
     step_size = check_number(step_size, "step_size")
     steps = check_int(steps, "steps", minimum=1)
