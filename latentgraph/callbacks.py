@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from latentgraph.atomic import write_text
 from latentgraph.capture import capture
+from latentgraph.eval.accuracy import eval_mode
 from latentgraph.graphs import latent_graph
 from latentgraph.gsp import label_variation
 from latentgraph.validation import check_features, check_int, check_labels
@@ -113,13 +114,8 @@ class LabelVariationMonitor:
         parameter = next(iter(model.parameters()), None)
         x = self.x if parameter is None else self.x.to(parameter.device)
         modules = [name for name in self.layers if name != INPUT]
-        was_training = model.training
-        model.eval()
-        try:
-            with torch.no_grad(), capture(model, modules, detach=True) as acts:
-                model(x)
-        finally:
-            model.train(was_training)
+        with eval_mode(model), torch.no_grad(), capture(model, modules, detach=True) as acts:
+            model(x)
         out = {}
         for name in self.layers:
             features = (x if name == INPUT else acts[name]).flatten(1)

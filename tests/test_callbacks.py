@@ -33,6 +33,14 @@ def test_values_match_the_graph_written_out():
     assert model.training  # left in its mode
 
 
+def test_a_frozen_submodule_stays_in_eval_mode():
+    model, x, y = _setup()
+    model.train()
+    model[0].eval()  # a frozen backbone
+    LabelVariationMonitor(x, y, ["1"], k=4).measure(model)
+    assert model.training and model[2].training and not model[0].training
+
+
 def test_schedule_history_and_loggers(tmp_path):
     model, x, y = _setup()
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..device import model_device
+from ..eval.accuracy import eval_mode
 from ..validation import check_choice, check_features, check_int, check_labels
 
 
@@ -152,28 +153,25 @@ def complexity(model: nn.Module, x: Tensor, y: Tensor, measure: str = "label_var
         x, y = x[keep], y[keep]
     device = model_device(model)
     x, y = x.to(device), y.to(device)
-    modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
-        model.eval()
-        for p, _ in flags:
-            p.requires_grad_(False)
-        try:
-            with torch.no_grad():
-                out = model(x[:2])
-        except Exception as error:
-            raise ValueError(f"`model` cannot run on inputs of shape {tuple(x.shape[1:])}: "
-                             f"{type(error).__name__}: {error}") from error
-        if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
-            shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-            raise ValueError(f"`model` must return N×C class scores; on 2 samples it returned {shape}")
-        if out.shape[1] <= int(y.max()):
-            raise ValueError(f"`model` returns {out.shape[1]} scores per sample but `y` holds class {int(y.max())}")
-        ctx = Context(model, x, y, int(out.shape[1]), generator)
-        value = float(entry.function(ctx, **options))
+        with eval_mode(model):
+            for p, _ in flags:
+                p.requires_grad_(False)
+            try:
+                with torch.no_grad():
+                    out = model(x[:2])
+            except Exception as error:
+                raise ValueError(f"`model` cannot run on inputs of shape {tuple(x.shape[1:])}: "
+                                 f"{type(error).__name__}: {error}") from error
+            if not isinstance(out, Tensor) or out.dim() != 2 or out.shape[0] != 2:
+                shape = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+                raise ValueError(f"`model` must return N×C class scores; on 2 samples it returned {shape}")
+            if out.shape[1] <= int(y.max()):
+                raise ValueError(f"`model` returns {out.shape[1]} scores per sample but `y` holds class {int(y.max())}")
+            ctx = Context(model, x, y, int(out.shape[1]), generator)
+            value = float(entry.function(ctx, **options))
     finally:
-        for module, mode in modes:
-            module.training = mode
         for p, flag in flags:
             p.requires_grad_(flag)
     if not math.isfinite(value):
