@@ -326,10 +326,9 @@ def train_one(config: ZooConfig, hparams: Mapping, seed: int, data: tuple[Tensor
             step_loss.backward()
             optimizer.step()
         epochs += 1
-        _, loss = _accuracy(model, x_dev, y_dev)
+        train_acc, loss = _accuracy(model, x_dev, y_dev)
         if loss <= config.stop_loss:
             break
-    train_acc, _ = _accuracy(model, x_dev, y_dev)
     clean_acc, _ = _accuracy(model, x_dev, y_train.to(device))
     test_acc, _ = _accuracy(model, x_test.to(device), y_test.to(device))
     record = {"hparams": dict(hparams), "seed": seed, "epochs": epochs, "train_loss": loss,
