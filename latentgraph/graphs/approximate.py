@@ -26,29 +26,14 @@ from __future__ import annotations
 
 import importlib.util
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from ..validation import check_features, check_int, check_k
-from .knn import KNN_BACKENDS
+from .knn import KNN_BACKENDS, faiss_threads
 from .similarity import Similarity, get_similarity, resolve_similarity, working_features
-
-
-@contextmanager
-def faiss_threads() -> Iterator[None]:
-    """Run faiss with :func:`torch.get_num_threads` threads, then restore its count."""
-    import faiss
-
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(torch.get_num_threads())
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def _embedding(x: Tensor, sim: Similarity):

@@ -17,14 +17,15 @@ are differentiable whatever the backend.
 * ``"pyg"``: :func:`torch_geometric.nn.knn_graph` (needs ``pyg-lib`` or ``torch_cluster``).
 
 Distance-based backends search Euclidean neighbours of
-:func:`~latentgraph.graphs.similarity.neighbour_embedding`, which rank exactly
+:meth:`Similarity.embedding <latentgraph.graphs.similarity.Similarity.embedding>`, which rank exactly
 like the similarity, except for all-zero rows under ``"cosine"``/``"pearson"``
 (similarity undefined) and for ties, which they may break differently.
 """
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -153,7 +154,7 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     r"""Exact blocked search: ``(indices, values)``, both :math:`B \times k`, where a
     value is the pair's similarity, or for ``"rbf"`` its squared Euclidean
     distance :math:`\lVert x_i - x_j\rVert^2` from the scores' expansion of the
-    centred batch (see :func:`~latentgraph.graphs.similarity.neighbour_embedding`),
+    centred batch (see :meth:`Similarity.embedding <latentgraph.graphs.similarity.Similarity.embedding>`),
     clamped at 0: exact up to rounding of order
     :math:`\epsilon (\lVert x_i - \bar{x}\rVert^2 + \lVert x_j - \bar{x}\rVert^2)`,
     so a duplicate pair may get a tiny positive value instead of 0.
@@ -189,17 +190,30 @@ def _torch_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor]:
     return torch_knn_search(x, k, sim)
 
 
+@contextmanager
+def faiss_threads() -> Iterator[None]:
+    """Run faiss with :func:`torch.get_num_threads` threads, then restore its count."""
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(torch.get_num_threads())
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
+
+
 def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | None]:
     """faiss's exact search of the embedding (inner product or squared L2, per the
     similarity), on as many threads as torch uses; its distances are the values."""
     import faiss
     import numpy as np
 
-    faiss.omp_set_num_threads(torch.get_num_threads())
     xw = working_features(x.detach().cpu())[0]
     e = sim.embedding(xw.float()).contiguous().numpy()
     metric = faiss.METRIC_INNER_PRODUCT if sim.larger_is_closer else faiss.METRIC_L2
-    values, found = faiss.knn(e, e, k + 1, metric=metric)
+    with faiss_threads():
+        values, found = faiss.knn(e, e, k + 1, metric=metric)
     # drop each row's own entry, or its last one when the row itself is not among
     # the k + 1 (ties with duplicates): a boolean mask keeps the order, no argsort
     drop = found == np.arange(len(e))[:, None]

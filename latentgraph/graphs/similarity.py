@@ -368,19 +368,3 @@ def pair_similarity(
     """
     return get_similarity(similarity)(x, row, col, sigma)
 
-
-def neighbour_embedding(x: Tensor, similarity: str) -> Tensor:
-    """Vectors whose Euclidean nearest neighbours are the most similar rows of ``x``
-    (:meth:`Similarity.embedding`).
-
-    Unit rows for ``"cosine"`` (centred first for ``"pearson"``); for
-    ``"rbf"``, ``x`` minus its mean row, which keeps the distances and avoids
-    the cancellation of large common offsets in the searches' matrix products.
-    ``similarity`` must already be resolved.
-
-    Example:
-        >>> neighbour_embedding(torch.tensor([[3.0, 4.0], [0.0, 2.0]]), "cosine")
-        tensor([[0.6000, 0.8000],
-                [0.0000, 1.0000]])
-    """
-    return get_similarity(similarity).embedding(x)

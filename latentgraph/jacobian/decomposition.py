@@ -263,7 +263,6 @@ def full_jacobian(
         >>> bool(fj.completeness_error(relative=True).max() < 1e-12)
         True
     """
-    create_graph = check_flag(create_graph, "create_graph")
     return FullJacobian(*decompose(model, x, target, layers, create_graph, strict, batch_statistics))
 
 
