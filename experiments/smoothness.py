@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network", choices=["preact", "small"], default="preact")
     parser.add_argument("--width", type=int, default=None, help="preact: 4 (official 64); small: 16")
     parser.add_argument("--seeds", type=int, default=5, help="number of reported seeds")
-    parser.add_argument("--epoch-grid", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--epoch-grid", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--large-eps", type=float, default=0.1)
     parser.add_argument("--attack-images", type=int, default=500,
                         help="attacks run on the first N test images (CPU budget); clean error on all")
