@@ -21,10 +21,13 @@ reported next to it). Every β is reported over the seeds, paired against β = 0
 
 **Stacked LILs on the torus** (``torus``): three stacked LILs (4×20 tanh each) on 1,600
 noisy torus points labelled into 2, 4 and 8 regions, β = 0 vs the paper's β = 100; test
-accuracy per level. Adam lr 3e-3, batch 200, ``TORUS_EPOCHS`` = 150 epochs, the earlier
-version's setting, not chosen on validation (CPU budget; the paper trains 10,000 full-batch
-epochs). ``--seed-list``/``--shard`` split the torus seeds over processes, each rewriting the
-tables after every seed.
+accuracy per level. Adam lr 3e-3, batch 200; the epochs of each β chosen on validation
+(a separate draw of the torus, tuning seeds) from ``TORUS_EPOCH_GRID`` (the paper trains
+10,000 full-batch epochs).
+
+Choices are saved as ``isometry_<part>_choice*.json`` and reused by later runs, so
+``--seed-list``/``--shard`` can split the MNIST-5k and torus seeds over processes, each
+rewriting the tables after every seed.
 
     nice -n 5 python experiments/isometry.py
 
@@ -39,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from protocol import REPORTED_SEEDS, Record, add_shard_options, choose_on_validation, load_split, summarize_metrics
+from protocol import (REPORTED_SEEDS, Choice, Record, add_shard_options, choose_on_validation, load_choice, load_split,
+                      save_choice, summarize_metrics)
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -54,7 +58,9 @@ from latentgraph.train.objectives.isometric import IsometricObjective, StackedIs
 BETAS = (0.0, 0.001, 0.01, 0.1, 1.0, 10.0)
 EPS = (0.02, 0.05, 0.1, 0.2)
 SCALE = 10.0
-TORUS_REGIONS, TORUS_BETA, TORUS_EPOCHS = (2, 4, 8), 100.0, 150
+MNIST_METRICS = (["clean_error"] + [f"{a}_ce_{e:g}" for a in ("fgsm", "pgd") for e in EPS]
+                 + ["fgsm_objective_0.1", "pgd_objective_0.1", "test_isometry"])
+TORUS_REGIONS, TORUS_BETA, TORUS_EPOCH_GRID = (2, 4, 8), 100.0, (75, 150, 300)
 
 
 def _train(model: nn.Module, objective, loader, epochs: int, lr: float, seed: int) -> nn.Module:
@@ -78,16 +84,32 @@ def robust_accuracy(model: nn.Module, x, y, attack: str, eps: float, seed: int, 
                                  seed=seed, loss_fn=loss_fn)
 
 
-def run_mnist(record: Record, out: Path, seeds: list[int]) -> None:
+def _chosen(path: Path, grid, score_fn, name: str, minimize: bool = True) -> Choice:
+    """The choice saved at ``path`` by an earlier run (another shard), else made on validation and saved."""
+    if path.is_file():
+        return load_choice(path)
+    choice = choose_on_validation(grid, score_fn, name=name, minimize=minimize)
+    save_choice(choice, path)
+    return choice
+
+
+def run_mnist(record: Record, out: Path, seeds: list[int], shard: str = "") -> None:
     split = load_split("mnist5k")
 
     def val_pgd(beta: float, seed: int) -> float:
         model, _ = train_lil(split, beta, seed)
         return 100 * statistics.mean(robust_accuracy(model, split.x_val, split.y_val, "pgd", e, seed) for e in EPS)
 
-    choice = choose_on_validation(BETAS, val_pgd, name="β (mean plain-CE PGD accuracy % over ε on validation)",
-                                  minimize=False)
+    choice = _chosen(out / "isometry_mnist_choice.json", BETAS, val_pgd,
+                     "β (mean plain-CE PGD accuracy % over ε on validation)", minimize=False)
     print(choice.describe(), flush=True)
+    notes = [choice.describe(),
+             "Columns: clean error %; robust accuracy % under FGSM / PGD on plain CE at each ε (PGD: 10 steps of ε/4, "
+             "random start); *_objective_0.1: the paper's attack on CE + β·L_ISO at ε = 0.1 (secondary); "
+             "test_isometry: L_ISO of the last hidden layer on the test split. "
+             f"LIL 4×100 tanh, K = {SCALE:g}, batch 100, Adam lr 1e-3, 5 epochs; MNIST-5k fixed split (train "
+             f"{len(split.y_train)}, validation {len(split.y_val)}, test {len(split.y_test)}). Runs from every "
+             "shard's isometry_mnist_runs*.csv."]
     x, y = split.x_test, split.y_test
     runs = []
     for seed in seeds:
@@ -105,18 +127,12 @@ def run_mnist(record: Record, out: Path, seeds: list[int]) -> None:
                 row["test_isometry"] = float(IsometryLoss(scale=SCALE)(x, model.lil(x), y))
             runs.append(row)
             print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
-    metrics = ["clean_error"] + [f"{a}_ce_{e:g}" for a in ("fgsm", "pgd") for e in EPS] + \
-              ["fgsm_objective_0.1", "pgd_objective_0.1"]
-    notes = [choice.describe(),
-             "Columns: clean error %; robust accuracy % under FGSM / PGD on plain CE at each ε (PGD: 10 steps of ε/4, "
-             "random start); last two: the paper's attack on CE + β·L_ISO at ε = 0.1 (secondary). "
-             f"LIL 4×100 tanh, K = {SCALE:g}, batch 100, Adam lr 1e-3, 5 epochs; MNIST-5k fixed split (train "
-             f"{len(split.y_train)}, validation {len(split.y_val)}, test {len(split.y_test)})."]
-    record.write_table(out / "isometry_mnist_runs", runs, title="LIL on MNIST-5k: runs")
-    record.write_table(out / "isometry_mnist", summarize_metrics(runs, by=["β"], metrics=metrics + ["test_isometry"],
-                                                                 baseline={"β": "0"}),
-                       title="LIL robustness on MNIST-5k (mean ± std; Δ = β − (β = 0), paired over seeds)",
-                       notes=notes)
+        every = record.write_runs(out / "isometry_mnist", runs, shard, title="LIL on MNIST-5k: runs")
+        if len({r["seed"] for r in every}) >= 2:  # rewritten after every seed, so a stopped run keeps its seeds
+            record.write_table(out / "isometry_mnist", summarize_metrics(every, by=["β"], metrics=MNIST_METRICS,
+                                                                         baseline={"β": "0"}),
+                               title="LIL robustness on MNIST-5k (mean ± std; Δ = β − (β = 0), paired over seeds)",
+                               notes=notes)
 
 
 # ---------------------------------------------------------------- entangled rings
@@ -172,15 +188,28 @@ def level_errors(model: StackedLIL, x, labels) -> list[float]:
                 for i, out in enumerate(model.forward_levels(x))]
 
 
+def torus_epochs(out: Path, beta: float) -> Choice:
+    """Epochs for ``beta`` chosen on validation: the lowest mean error over the levels on a
+    separate validation draw of the torus (data seed 20,000 + tuning seed)."""
+    def val_error(epochs: int, seed: int) -> float:
+        model, _ = train_torus(beta, epochs, seed, data_seed=seed)
+        x_val, labels_val = noisy_torus(1600, noise=0.001, seed=20_000 + seed, regions=TORUS_REGIONS)
+        return statistics.mean(level_errors(model, x_val, labels_val))
+
+    return _chosen(out / f"isometry_torus_choice_beta{beta:g}.json", TORUS_EPOCH_GRID, val_error,
+                   f"epochs at β = {beta:g} (mean validation error % over the levels)")
+
+
 def run_torus(record: Record, out: Path, seeds: list[int], shard: str = "") -> None:
-    note = (f"{TORUS_EPOCHS} epochs, the earlier version's setting — not chosen on validation (CPU budget of this "
-            f"session).")
+    epochs = {beta: torus_epochs(out, beta) for beta in (0.0, TORUS_BETA)}
+    for choice in epochs.values():
+        print(choice.describe(), flush=True)
     metrics = [f"level{i}_error ({c} regions)" for i, c in enumerate(TORUS_REGIONS)]
     runs = []
     for seed in seeds:
         x_test, labels_test = noisy_torus(1600, noise=0.001, seed=10_000 + seed, regions=TORUS_REGIONS)
         for beta in (0.0, TORUS_BETA):
-            model, _ = train_torus(beta, TORUS_EPOCHS, seed, data_seed=seed)
+            model, _ = train_torus(beta, epochs[beta].value, seed, data_seed=seed)
             errors = level_errors(model, x_test, labels_test)
             runs.append({"β": f"{beta:g}", "seed": seed, **dict(zip(metrics, errors))})
             print(runs[-1], flush=True)
@@ -190,7 +219,7 @@ def run_torus(record: Record, out: Path, seeds: list[int], shard: str = "") -> N
                                                                          baseline={"β": "0"}),
                                title="Stacked LILs on the torus, test error % per level (mean ± std; "
                                      "Δ = β − (β = 0), paired over seeds)",
-                               notes=[note, "1,600 training / 1,600 test points "
+                               notes=[*(c.describe() for c in epochs.values()), "1,600 training / 1,600 test points "
                                       "(separate draws), noise 0.001, regions 2 / 4 / 8, batch 200, Adam lr 3e-3. "
                                       "Runs from every shard's isometry_torus_runs*.csv."])
 
@@ -200,16 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", default=["mnist", "rings", "torus"], choices=["mnist", "rings", "torus"])
     parser.add_argument("--seeds", type=int, default=10, help="number of reported seeds on MNIST-5k")
     parser.add_argument("--toy-seeds", type=int, default=5, help="number of reported seeds on the rings and torus")
-    add_shard_options(parser, "torus: ")
+    add_shard_options(parser, "MNIST-5k and torus: ")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     record = Record()
     for part in args.parts:
-        if part == "torus":
-            run_torus(record, args.output, args.seed_list or list(REPORTED_SEEDS[:args.toy_seeds]), args.shard)
+        if part == "rings":
+            run_rings(record, args.output, list(REPORTED_SEEDS[:args.toy_seeds]))
         else:
-            {"mnist": run_mnist, "rings": run_rings}[part](
-                record, args.output, list(REPORTED_SEEDS[:args.seeds if part == "mnist" else args.toy_seeds]))
+            count = args.seeds if part == "mnist" else args.toy_seeds
+            run = run_mnist if part == "mnist" else run_torus
+            run(record, args.output, args.seed_list or list(REPORTED_SEEDS[:count]), args.shard)
     return 0
 
 

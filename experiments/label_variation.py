@@ -47,7 +47,8 @@ from latentgraph.train.objectives import ClassificationObjective, LabelVariation
 GRID = [(1e-3, 5), (3e-3, 5)]
 # Relative mCE divides by the baseline's extra error under each corruption; the CIFAR constants of
 # Gaussian/shot noise and JPEG barely hurt these digit images (a denominator near 0), so relative mCE
-# averages the corruptions below (fixed before any run of this version, when the suite had nine), mCE all of them.
+# averages the corruptions below, mCE the 15 of the benchmark. The list was fixed when the suite had nine corruptions
+# (before any run of this version); gaussian_blur is now one of corrupt()'s extras, outside the 15.
 RELATIVE_CORRUPTIONS = ["impulse_noise", "gaussian_blur", "defocus_blur", "contrast", "brightness", "pixelate"]
 K, EMBEDDING_DIM, WIDTH = 10, 32, 16
 METRICS = ["clean_error", "mean_corruption_error", "mCE", "relative_mCE"]
@@ -100,10 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                  f"inter-class share; kNN vote k = {K}, cosine. Adam, batch 100, BatchNorm statistics re-estimated "
                  f"after training. MNIST-5k fixed split (train {len(split.y_train)}, validation {len(split.y_val)}, "
                  f"test {len(split.y_test)}). Errors, mCE and relative mCE in % (CE = 100 by definition); "
-                 f"relative mCE over {', '.join(RELATIVE_CORRUPTIONS)}; mCE over all {len(corruption_names())} corruptions. Runs from "
+                 f"relative mCE over {', '.join(RELATIVE_CORRUPTIONS)}; mCE and mean corruption error over the {len(corruption_names())} benchmark corruptions. Runs from "
                  f"every shard's label_variation_runs*.csv.")
     x, y = split.x_test, split.y_test
-    corrupted = {name: [corrupt(x, name, s, seed=0) for s in SEVERITIES] for name in corruption_names()}
+    benchmark = corruption_names()
+    names = benchmark + [c for c in RELATIVE_CORRUPTIONS if c not in benchmark]
+    corrupted = {name: [corrupt(x, name, s, seed=0) for s in SEVERITIES] for name in names}
     runs = []
     for seed in args.seed_list or REPORTED_SEEDS[:args.seeds]:
         models = {"CE": train("ce", split, *choices["ce"].value, seed),
@@ -118,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             runs.append({
                 "classifier": name, "seed": seed,
                 "clean_error": 100 * clean[name],
-                "mean_corruption_error": 100 * statistics.mean(e for v in errors[name].values() for e in v),
-                "mCE": 100 * mce(errors[name], errors["CE"]),
+                "mean_corruption_error": 100 * statistics.mean(e for c in benchmark for e in errors[name][c]),
+                "mCE": 100 * mce({c: errors[name][c] for c in benchmark}, {c: errors["CE"][c] for c in benchmark}),
                 "relative_mCE": 100 * relative_mce(rel, clean[name], rel_base, clean["CE"]),
             })
             print({k: (round(v, 2) if isinstance(v, float) else v) for k, v in runs[-1].items()}, flush=True)
