@@ -9,7 +9,8 @@ from torch import nn
 
 import latentgraph as lg
 from latentgraph import gsp
-from latentgraph.graphs.approximate import HNSWSearch, IVFSearch
+from latentgraph.graphs.approximate import HNSWSearch, IVFSearch, probed_search
+from latentgraph.graphs.knn import score_factors
 from latentgraph.graphs.similarity import get_similarity
 
 faiss = pytest.importorskip("faiss")
@@ -102,6 +103,42 @@ def test_exhaustive_ivf_is_exact_and_a_starved_index_still_fills_every_row():
     assert (starved >= 0).all() and all(i not in row and len(set(row)) == 10 for i, row in enumerate(starved.tolist()))
     hnsw = HNSWSearch(m=4, ef_search=4)(x, 5, get_similarity("cosine"))
     assert (hnsw >= 0).all() and hnsw.shape == (400, 5)
+
+
+def test_ivf_recall_falls_when_fewer_cells_are_probed_and_the_search_is_deterministic():
+    x, _ = clustered(3000, 16, classes=10, seed=3)
+    sim = get_similarity("rbf")
+    default = IVFSearch()(x, 10, sim)
+    assert torch.equal(default, IVFSearch()(x, 10, sim))  # same seed, same cells, same table
+    assert lg.knn_recall(x, IVFSearch(nlist=200, nprobe=1)(x, 10, sim), "rbf", queries=500) < 0.9
+    assert lg.knn_recall(x, default, "rbf", queries=500) >= 0.95
+
+
+def test_probed_search_is_the_exact_top_k_among_the_probed_cells():
+    gen = torch.Generator().manual_seed(7)
+    e = torch.randn(240, 5, generator=gen, dtype=torch.float64)
+    offsets = torch.stack([torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(11, generator=gen)[:3]])
+                           for _ in range(240)])
+    probes = (torch.arange(240)[:, None] + offsets) % 12  # 12 cells of 20 samples, 4 distinct cells per row
+    q, keys = score_factors(e, get_similarity("rbf"))
+    scores = -((e[:, None, :] - e[None, :, :]) ** 2).sum(-1)  # written out: larger = closer
+    allowed = (probes[:, :, None] == probes[:, 0][None, None, :]).any(dim=1)
+    allowed.fill_diagonal_(False)
+    expected = scores.masked_fill(~allowed, -torch.inf).topk(6, dim=1).indices
+    assert torch.equal(probed_search(q, keys, probes, 6), expected)
+
+
+@pytest.mark.parametrize(("kwargs", "error", "phrase"), [
+    ({"nprobe": 0}, ValueError, "`nprobe` must be an int ≥ 1"),
+    ({"nlist": 0}, ValueError, "`nlist` must be an int ≥ 1"),
+    ({"nlist": 4, "nprobe": 5}, ValueError, "`nprobe` must be at most `nlist` = 4"),
+    ({"nlist": 16, "train_size": 8}, ValueError, "`train_size` must be at least `nlist` = 16"),
+    ({"niter": 0}, ValueError, "`niter` must be an int ≥ 1"),
+    ({"nprobe": 2.5}, TypeError, "`nprobe` must be an int"),
+])
+def test_ivf_search_rejects_bad_parameters(kwargs, error, phrase):
+    with pytest.raises(error, match=phrase):
+        IVFSearch(**kwargs)
 
 
 def test_knn_recall_counts_wrong_neighbours_and_accepts_ties():

@@ -162,8 +162,8 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     Similarities searched by inner product (``larger_is_closer``) score
     :math:`e_i^\top e_j`; the others score
     :math:`2 e_i^\top e_j - \lVert e_j\rVert^2 = \lVert e_i\rVert^2 - \lVert e_i - e_j\rVert^2`,
-    one matrix product of :math:`[e_i, 1]` and :math:`[2 e_j, -\lVert e_j\rVert^2]`.
-    See :func:`blocked_topk` for the blocks and the ties.
+    one matrix product of :math:`[e_i, 1]` and :math:`[2 e_j, -\lVert e_j\rVert^2]`
+    (:func:`score_factors`). See :func:`blocked_topk` for the blocks and the ties.
 
     Half-precision inputs are searched in float32, and very large or small
     ones rescaled (:func:`~latentgraph.graphs.similarity.working_features`);
@@ -177,13 +177,27 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     sim = get_similarity(similarity) if isinstance(similarity, str) else similarity
     xw, scale = working_features(x)
     e = sim.embedding(xw)
-    if sim.larger_is_closer:
-        values, idx = blocked_topk(e, e, k)
-    else:
-        sq = (e * e).sum(dim=1, keepdim=True)
-        values, idx = blocked_topk(torch.cat([e, torch.ones_like(sq)], 1), torch.cat([2.0 * e, -sq], 1), k)
-        values = (sq - values).clamp_min(0.0)
+    values, idx = blocked_topk(*score_factors(e, sim), k)
+    if not sim.larger_is_closer:
+        values = ((e * e).sum(dim=1, keepdim=True) - values).clamp_min(0.0)
     return idx, sim.rescale_values(values, scale).to(x.dtype)
+
+
+def score_factors(e: Tensor, sim: Similarity) -> tuple[Tensor, Tensor]:
+    r"""``(queries, keys)`` whose inner products rank pairs of the embedding ``e``
+    (larger = closer): ``(e, e)`` for similarities searched by inner product,
+    :math:`([e_i, 1], [2 e_j, -\lVert e_j\rVert^2])` for those searched by distance,
+    whose product is :math:`\lVert e_i\rVert^2 - \lVert e_i - e_j\rVert^2`.
+
+    Example:
+        >>> q, keys = score_factors(torch.tensor([[0.0], [1.0], [3.0]]), get_similarity("rbf"))
+        >>> (q @ keys.T)[0].tolist()
+        [0.0, -1.0, -9.0]
+    """
+    if sim.larger_is_closer:
+        return e, e
+    sq = (e * e).sum(dim=1, keepdim=True)
+    return torch.cat([e, torch.ones_like(sq)], 1), torch.cat([2.0 * e, -sq], 1)
 
 
 def _torch_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor]:
