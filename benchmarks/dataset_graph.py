@@ -49,13 +49,13 @@ from latentgraph.graphs.approximate import faiss_threads
 K = 10
 
 
-def features(n: int, dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-negative N × D features of 10 classes with a 16-dimensional latent structure."""
+def features(n: int, dim: int, seed: int = 0, latent_dim: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-negative N × D features of 10 classes with a ``latent_dim``-dimensional latent structure."""
     gen = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 10, (n,), generator=gen)
-    centres = torch.randn(10, 16, generator=gen)
-    latent = centres[y] + torch.randn(n, 16, generator=gen)
-    mixing = torch.randn(16, dim, generator=gen) / 4.0
+    centres = torch.randn(10, latent_dim, generator=gen)
+    latent = centres[y] + torch.randn(n, latent_dim, generator=gen)
+    mixing = torch.randn(latent_dim, dim, generator=gen) / 4.0
     return (latent @ mixing + 0.1 * torch.randn(n, dim, generator=gen)).relu_(), y
 
 

@@ -96,11 +96,13 @@ def test_approximate_backends_reach_a_high_recall_and_build_a_graph(backend):
 
 def test_exhaustive_ivf_is_exact_and_a_starved_index_still_fills_every_row():
     x, _ = clustered(400, 8, seed=4)
-    exact = IVFSearch(nlist=8, nprobe=8)(x, 5, get_similarity("rbf"))
+    exact = IVFSearch(nlist=8, nprobe=8)(x, 5, get_similarity("rbf"))[0]
     assert lg.knn_recall(x, exact, "rbf", queries=None) == 1.0
     # one probed cell out of 64 holds ~6 samples: many rows come back short and are searched again
-    starved = IVFSearch(nlist=64, nprobe=1)(x, 10, get_similarity("rbf"))
+    starved, values = IVFSearch(nlist=64, nprobe=1)(x, 10, get_similarity("rbf"))
     assert (starved >= 0).all() and all(i not in row and len(set(row)) == 10 for i, row in enumerate(starved.tolist()))
+    expected = ((x[:, None, :] - x[starved]) ** 2).sum(-1)  # the chosen pairs' squared distances, exact rows too
+    assert torch.allclose(values, expected, rtol=1e-4, atol=1e-4)
     hnsw = HNSWSearch(m=4, ef_search=4)(x, 5, get_similarity("cosine"))
     assert (hnsw >= 0).all() and hnsw.shape == (400, 5)
 
@@ -108,9 +110,9 @@ def test_exhaustive_ivf_is_exact_and_a_starved_index_still_fills_every_row():
 def test_ivf_recall_falls_when_fewer_cells_are_probed_and_the_search_is_deterministic():
     x, _ = clustered(3000, 16, classes=10, seed=3)
     sim = get_similarity("rbf")
-    default = IVFSearch()(x, 10, sim)
-    assert torch.equal(default, IVFSearch()(x, 10, sim))  # same seed, same cells, same table
-    assert lg.knn_recall(x, IVFSearch(nlist=200, nprobe=1)(x, 10, sim), "rbf", queries=500) < 0.9
+    default, values = IVFSearch()(x, 10, sim)
+    assert torch.equal(default, IVFSearch()(x, 10, sim)[0])  # same seed, same cells, same table
+    assert lg.knn_recall(x, IVFSearch(nlist=200, nprobe=1)(x, 10, sim)[0], "rbf", queries=500) < 0.9
     assert lg.knn_recall(x, default, "rbf", queries=500) >= 0.95
 
 
@@ -125,7 +127,7 @@ def test_probed_search_is_the_exact_top_k_among_the_probed_cells():
     allowed = (probes[:, :, None] == probes[:, 0][None, None, :]).any(dim=1)
     allowed.fill_diagonal_(False)
     expected = scores.masked_fill(~allowed, -torch.inf).topk(6, dim=1).indices
-    assert torch.equal(probed_search(q, keys, probes, 6), expected)
+    assert torch.equal(probed_search(q, keys, probes, 6)[0], expected)
 
 
 @pytest.mark.parametrize(("kwargs", "error", "phrase"), [

@@ -7,11 +7,13 @@ the Euclidean neighbours of the similarity's embedding
 (:meth:`~latentgraph.graphs.similarity.Similarity.embedding`), in float32 on
 the CPU, with as many faiss threads as :func:`torch.get_num_threads`:
 
-* ``"faiss-ivf"``: an inverted file (``IndexIVFFlat``) of
-  :math:`n_\text{list} = \lceil\sqrt{N}\,\rceil` k-means cells, trained on at
-  most :math:`64\,n_\text{list}` samples; each query scans its
-  :math:`n_\text{probe} = \lceil n_\text{list}/8\rceil` nearest cells
-  (:class:`IVFSearch` sets other values).
+* ``"faiss-ivf"``: an inverted file of
+  :math:`n_\text{list} = \lceil\sqrt{N}\,\rceil` faiss k-means cells
+  (10 iterations, trained on at most :math:`64\,n_\text{list}` samples);
+  each query scans its
+  :math:`n_\text{probe} = \lceil 1.25\sqrt{n_\text{list} \max(k, 10) / 10}\,\rceil`
+  nearest cells, scored by one matrix product per cell
+  (:func:`probed_search`; :class:`IVFSearch` sets other values).
 * ``"faiss-hnsw"``: a hierarchical navigable small-world graph
   (``IndexHNSWFlat``) with :math:`M = 32` links per node,
   ``efConstruction = 80`` and ``efSearch = max(96, 2k)`` (:class:`HNSWSearch`).
@@ -32,13 +34,14 @@ import torch
 from torch import Tensor
 
 from ..validation import check_features, check_int, check_k
-from .knn import KNN_BACKENDS, blocked_topk, faiss_threads, score_factors
+from .knn import KNN_BACKENDS, blocked_topk, faiss_threads, score_factors, search_values
 from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
 
-def _embedding(x: Tensor, sim: Similarity):
-    """The searched vectors, a C-contiguous float32 numpy array."""
-    return sim.embedding(working_features(x.detach().to("cpu", torch.float32))[0]).contiguous().numpy()
+def _embedding(x: Tensor, sim: Similarity) -> tuple[Tensor, Tensor]:
+    """``(features, embedding)`` in float32 on the CPU, the embedding C-contiguous (the searched vectors)."""
+    xw = working_features(x.detach().to("cpu", torch.float32))[0]
+    return xw, sim.embedding(xw).contiguous()
 
 
 def _drop_self(found, k: int, rows):
@@ -97,11 +100,13 @@ def _merge(values: Tensor, index: Tensor, rows: Tensor, cols: Tensor, scores: Te
     index[r[keep], rank[keep]] = c[order[keep]]
 
 
-def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> Tensor:
+def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> tuple[Tensor, Tensor]:
     r"""The ``k`` best other samples of each row :math:`i` (scores
     :math:`q_i^\top \kappa_j`, larger = closer) among the samples of the cells it
     probes: ``probes[i]`` lists cells, its own first; a sample's cell is the
-    first probe of its row. ``-1`` fills rows with fewer than ``k`` candidates.
+    first probe of its row. Returns ``(indices, scores)``, both :math:`N \times k`,
+    best first; index ``-1`` (score :math:`-\infty`) fills rows with fewer
+    than ``k`` candidates.
 
     The candidates are scored a cell at a time, one matrix product for all the
     rows probing it (at most :data:`_BLOCK` scores at once), instead of
@@ -112,9 +117,9 @@ def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> Tens
 
     Example:
         >>> q, keys = score_factors(torch.tensor([[0.0], [1.0], [5.0], [6.0], [3.5]]), get_similarity("rbf"))
-        >>> probed_search(q, keys, torch.tensor([[0, 1], [0, 1], [1, 0], [1, 0], [1, 0]]), 1).flatten().tolist()
+        >>> probed_search(q, keys, torch.tensor([[0, 1], [0, 1], [1, 0], [1, 0], [1, 0]]), 1)[0].flatten().tolist()
         [1, 0, 3, 2, 2]
-        >>> probed_search(q, keys, torch.tensor([[0], [0], [1], [1], [1]]), 2).tolist()  # row 0: cell 0 only
+        >>> probed_search(q, keys, torch.tensor([[0], [0], [1], [1], [1]]), 2)[0].tolist()  # row 0: cell 0 only
         [[1, -1], [0, -1], [3, 4], [2, 4], [2, 3]]
     """
     num, nprobe = probes.shape
@@ -145,13 +150,15 @@ def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> Tens
                 kth, found, count = values[:, -1].clone(), [], 0
     if found:
         _merge(values, index, *map(torch.cat, zip(*found)))
-    return index
+    return index, values
 
 
 @dataclass(frozen=True)
 class IVFSearch:
     r"""Inverted-file search: faiss k-means cells, each query's ``nprobe`` nearest
-    cells scanned by matrix products (:func:`probed_search`).
+    cells scanned by matrix products (:func:`probed_search`). Returns
+    ``(indices, values)``: the values (:meth:`Similarity.pair_values` of the
+    chosen pairs, exact float32 scores) only for float32 features.
 
     The :math:`N` samples' embeddings are clustered into ``nlist`` cells by
     faiss k-means (``niter`` iterations from ``seed``, on at most
@@ -173,8 +180,9 @@ class IVFSearch:
 
     Example:
         >>> x = torch.randn(300, 8)
-        >>> IVFSearch(nlist=4, nprobe=4)(x, 5, get_similarity("rbf")).shape
-        torch.Size([300, 5])
+        >>> indices, values = IVFSearch(nlist=4, nprobe=4)(x, 5, get_similarity("rbf"))
+        >>> indices.shape, values.shape  # values: squared distances of the chosen pairs
+        (torch.Size([300, 5]), torch.Size([300, 5]))
     """
 
     nlist: int | None = None
@@ -204,11 +212,12 @@ class IVFSearch:
         r""":math:`\lceil 1.25\sqrt{n_\text{list}\,\max(k, 10) / 10}\,\rceil` cells."""
         return math.ceil(1.25 * math.sqrt(nlist * max(k, 10) / 10))
 
-    def __call__(self, x: Tensor, k: int, sim: Similarity) -> Tensor:
+    def __call__(self, x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | None]:
         import faiss
         import numpy as np
 
-        e = _embedding(x, sim)
+        xw, emb = _embedding(x, sim)
+        e = emb.numpy()
         num, dim = e.shape
         nlist = min(self.nlist or self.default_nlist(num), num)
         nprobe = min(self.nprobe or self.default_nprobe(nlist, k), nlist)
@@ -219,8 +228,15 @@ class IVFSearch:
                                   max_points_per_centroid=size)
             kmeans.train(train)
             probes = torch.from_numpy(kmeans.index.search(e, nprobe)[1])
-        found = probed_search(*score_factors(torch.from_numpy(e), sim), probes, k).numpy()
-        return torch.from_numpy(_fill_short(found, e, k)).to(x.device, torch.long)
+        found, scores = probed_search(*score_factors(emb, sim), probes, k)
+        values = search_values(scores, emb, sim)
+        short = (found < 0).any(dim=1).nonzero().flatten()
+        if short.numel():  # cells too small: exact search, values recomputed
+            found = torch.from_numpy(_fill_short(found.numpy(), e, k))
+            values[short] = sim.pair_values(xw, short.repeat_interleave(k), found[short].flatten()).view(-1, k)
+        found = found.to(x.device)
+        # values are float32 computations: other precisions are recomputed by the caller
+        return found, (values.to(x.device) if x.dtype == torch.float32 else None)
 
 
 @dataclass(frozen=True)
@@ -240,7 +256,7 @@ class HNSWSearch:
     def __call__(self, x: Tensor, k: int, sim: Similarity) -> Tensor:
         import faiss
 
-        e = _embedding(x, sim)
+        e = _embedding(x, sim)[1].numpy()
         with faiss_threads():
             index = faiss.IndexHNSWFlat(e.shape[1], self.m)
             index.hnsw.efConstruction = self.ef_construction

@@ -178,9 +178,7 @@ def torch_knn_search(x: Tensor, k: int, similarity: str | Similarity) -> tuple[T
     xw, scale = working_features(x)
     e = sim.embedding(xw)
     values, idx = blocked_topk(*score_factors(e, sim), k)
-    if not sim.larger_is_closer:
-        values = ((e * e).sum(dim=1, keepdim=True) - values).clamp_min(0.0)
-    return idx, sim.rescale_values(values, scale).to(x.dtype)
+    return idx, sim.rescale_values(search_values(values, e, sim), scale).to(x.dtype)
 
 
 def score_factors(e: Tensor, sim: Similarity) -> tuple[Tensor, Tensor]:
@@ -198,6 +196,22 @@ def score_factors(e: Tensor, sim: Similarity) -> tuple[Tensor, Tensor]:
         return e, e
     sq = (e * e).sum(dim=1, keepdim=True)
     return torch.cat([e, torch.ones_like(sq)], 1), torch.cat([2.0 * e, -sq], 1)
+
+
+def search_values(scores: Tensor, e: Tensor, sim: Similarity) -> Tensor:
+    r""":meth:`Similarity.pair_values` of rows' chosen pairs from their scores
+    (:func:`score_factors`, row :math:`i` of ``scores`` for row :math:`i` of ``e``):
+    the scores themselves, or the squared distances
+    :math:`\lVert e_i\rVert^2 - s_{ij}` clamped at 0.
+
+    Example:
+        >>> e = torch.tensor([[0.0], [1.0], [3.0]])
+        >>> search_values(torch.tensor([[-1.0], [0.0], [5.0]]), e, get_similarity("rbf")).flatten().tolist()
+        [1.0, 1.0, 4.0]
+    """
+    if sim.larger_is_closer:
+        return scores
+    return ((e * e).sum(dim=1, keepdim=True) - scores).clamp_min(0.0)
 
 
 def _torch_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor]:
