@@ -11,7 +11,7 @@ the CPU, with as many faiss threads as :func:`torch.get_num_threads`:
   :math:`n_\text{list} = \lceil\sqrt{N}\,\rceil` faiss k-means cells
   (10 iterations, trained on at most :math:`64\,n_\text{list}` samples);
   each query scans its
-  :math:`n_\text{probe} = \lceil 1.25\sqrt{n_\text{list} \max(k, 10) / 10}\,\rceil`
+  :math:`n_\text{probe} = \lceil 4\,n_\text{list}^{1/4} \sqrt{\max(k, 10) / 10}\,\rceil`
   nearest cells, scored by one matrix product per cell
   (:func:`probed_search`; :class:`IVFSearch` sets other values).
 * ``"faiss-hnsw"``: a hierarchical navigable small-world graph
@@ -113,7 +113,7 @@ def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> tupl
     faiss's per-vector scan of each query's lists. Each row's own cell gives
     its exact top-``k`` (:func:`~latentgraph.graphs.knn.blocked_topk`); in the
     other cells only scores above the row's running ``k``-th best are kept,
-    and merged into the table once they outnumber its entries.
+    and merged into the table once they outnumber its entries twice.
 
     Example:
         >>> q, keys = score_factors(torch.tensor([[0.0], [1.0], [5.0], [6.0], [3.5]]), get_similarity("rbf"))
@@ -142,10 +142,12 @@ def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> tupl
         step = max(1, _BLOCK // max(m.numel(), 1))
         for r in rows.split(step):
             scores = queries[r] @ keys[m].T
+            hit = scores.amax(dim=1) > kth[r]  # most rows find nothing better here
+            r, scores = r[hit], scores[hit]
             i, j = (scores > kth[r, None]).nonzero(as_tuple=True)
             found.append((r[i], m[j], scores[i, j]))
             count += i.numel()
-            if count > num * k:
+            if count > 2 * num * k:
                 _merge(values, index, *map(torch.cat, zip(*found)))
                 kth, found, count = values[:, -1].clone(), [], 0
     if found:
@@ -209,8 +211,9 @@ class IVFSearch:
 
     @staticmethod
     def default_nprobe(nlist: int, k: int) -> int:
-        r""":math:`\lceil 1.25\sqrt{n_\text{list}\,\max(k, 10) / 10}\,\rceil` cells."""
-        return math.ceil(1.25 * math.sqrt(nlist * max(k, 10) / 10))
+        r""":math:`\lceil 4\,n_\text{list}^{1/4} \sqrt{\max(k, 10) / 10}\,\rceil` cells
+        (13 of 100 at :math:`N = 10^4`, 17 of 317 at :math:`10^5`, for :math:`k \le 10`)."""
+        return math.ceil(4.0 * nlist**0.25 * math.sqrt(max(k, 10) / 10))
 
     def __call__(self, x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | None]:
         import faiss
