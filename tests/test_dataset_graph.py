@@ -128,6 +128,9 @@ def test_probed_search_is_the_exact_top_k_among_the_probed_cells():
     allowed.fill_diagonal_(False)
     expected = scores.masked_fill(~allowed, -torch.inf).topk(6, dim=1).indices
     assert torch.equal(probed_search(q, keys, probes, 6)[0], expected)
+    # cell 1 is probed but holds no sample; rows of a cell of two get one neighbour, then -1
+    small = probed_search(q[:4], keys[:4], torch.tensor([[0, 1], [0, 1], [2, 1], [2, 1]]), 2)[0]
+    assert small.tolist() == [[1, -1], [0, -1], [3, -1], [2, -1]]
 
 
 @pytest.mark.parametrize(("kwargs", "error", "phrase"), [

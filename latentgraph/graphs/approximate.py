@@ -138,9 +138,9 @@ def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> tupl
     kth, found, count = values[:, -1].clone(), [], 0
     for c in range(nlist):
         m = members[bounds[c]:bounds[c + 1]]
-        rows = visits[visit_bounds[c]:visit_bounds[c + 1]]
-        step = max(1, _BLOCK // max(m.numel(), 1))
-        for r in rows.split(step):
+        if not m.numel():  # a probed centroid may hold no sample
+            continue
+        for r in visits[visit_bounds[c]:visit_bounds[c + 1]].split(max(1, _BLOCK // m.numel())):
             scores = queries[r] @ keys[m].T
             hit = scores.amax(dim=1) > kth[r]  # most rows find nothing better here
             r, scores = r[hit], scores[hit]
