@@ -37,8 +37,17 @@ def best(fn: Callable[[], object], budget: float) -> float:
 
 
 def products(e: torch.Tensor) -> None:
-    """The search's matrix products alone, block by block."""
-    bounds = knn._column_bounds(e.shape[0], K)
+    """The search's matrix products alone, block by block: the row blocks of
+    ``blocked_topk``, or where the search uses it the tiles on and above the
+    diagonal of ``symmetric_topk``."""
+    if knn._symmetric_pays(*e.shape):
+        bounds = knn._block_bounds(e.shape[0], K, knn._TILE)
+        tiles = list(zip(bounds[:-1], bounds[1:]))
+        for i, (a0, a1) in enumerate(tiles):
+            for b0, b1 in tiles[i:]:
+                e[a0:a1] @ e[b0:b1].T
+        return
+    bounds = knn._block_bounds(e.shape[0], K, knn._COLS)
     for r0 in range(0, e.shape[0], knn._ROWS):
         for c0, c1 in zip(bounds[:-1], bounds[1:]):
             e[r0:r0 + knn._ROWS] @ e[c0:c1].T

@@ -77,6 +77,77 @@ def test_blocked_topk_breaks_ties_by_index_like_a_stable_sort(monkeypatch, rows,
         assert torch.equal(values.sort(dim=1).values, expected.values[:, :k].sort(dim=1).values)
 
 
+def stable_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """First k of each row by (score descending, index ascending), diagonal excluded: a stable sort."""
+    best = torch.sort(scores.clone().fill_diagonal_(float("-inf")), dim=1, descending=True, stable=True)
+    return best.values[:, :k], best.indices[:, :k]
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "pearson", "rbf"])
+@pytest.mark.parametrize("tile,group", [(16, 16), (37, 16), (64, 4), (1024, 16)])
+@pytest.mark.parametrize("n,k", [(300, 10), (129, 7), (70, 1), (40, 39)])
+def test_symmetric_topk_breaks_ties_by_index_like_a_stable_sort(monkeypatch, similarity, tile, group, n, k):
+    # small integers: exact products and many ties, across tiles (remainders not divisible
+    # by the group size), groups, thresholds and merges
+    monkeypatch.setattr(knn_module, "_TILE", tile)
+    monkeypatch.setattr(knn_module, "_GROUP", group)
+    gen = torch.Generator().manual_seed(n + k + tile)
+    for high in (1, 2, 100):
+        e = torch.randint(0, high + 1, (n, 3), generator=gen).float()
+        queries, keys = knn_module.score_factors(e, lg.graphs.similarity.get_similarity(similarity))
+        scores = queries @ keys.T
+        assert torch.equal(scores, scores.T)
+        expected_values, expected_index = stable_topk(scores, k)
+        values, index = knn_module.symmetric_topk(queries, keys, k)
+        assert torch.equal(index.sort(dim=1).values, expected_index.sort(dim=1).values)
+        assert torch.equal(values.sort(dim=1).values, expected_values.sort(dim=1).values)
+
+
+def _exact_embedding_data(similarity: str, n: int, gen: torch.Generator) -> torch.Tensor:
+    """Tie-heavy data whose embedding is exact in float32: rows of ±1 with two of each sign
+    or constant (norm 2; Pearson: the constant rows become zero rows), or for RBF integer
+    rows together with their negatives (batch mean 0)."""
+    if similarity == "rbf":
+        half = torch.randint(-2, 3, (n // 2, 3), generator=gen).float()
+        return torch.cat([half, -half])[torch.randperm(n // 2 * 2, generator=gen)]
+    rows = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1], [1, 1, 1, 1], [-1, -1, -1, -1]]).float()
+    return rows[torch.randint(0, len(rows), (n,), generator=gen)]
+
+
+def _stable_knn(x: torch.Tensor, k: int, similarity: str) -> torch.Tensor:
+    """Brute-force neighbours of x (float64, formulas written out), ties by index."""
+    x = x.double()
+    if similarity == "rbf":
+        scores = -((x[:, None] - x[None]) ** 2).sum(-1)
+    else:
+        e = x - x.mean(dim=1, keepdim=True) if similarity == "pearson" else x
+        e = e / e.norm(dim=1, keepdim=True).clamp_min(1e-300)
+        scores = e @ e.T
+    return stable_topk(scores, k)[1]
+
+
+@pytest.mark.parametrize("similarity", ["cosine", "pearson", "rbf"])
+@pytest.mark.parametrize("n,k,tile", [(300, 10, 64), (250, 5, 37), (90, 20, 32)])
+def test_self_search_takes_the_symmetric_path_from_the_threshold(monkeypatch, similarity, n, k, tile):
+    def refuse(*args):
+        raise AssertionError("blocked_topk used above the symmetric threshold")
+
+    x = _exact_embedding_data(similarity, n, torch.Generator().manual_seed(n + k))
+    expected = _stable_knn(x, k, similarity).sort(dim=1).values
+    monkeypatch.setattr(knn_module, "_TILE", tile)
+    monkeypatch.setattr(knn_module, "_SYMMETRIC_FROM", n)
+    monkeypatch.setattr(knn_module, "blocked_topk", refuse)
+    assert torch.equal(knn_indices(x, k, similarity).sort(dim=1).values, expected)
+    monkeypatch.setattr(knn_module, "_SYMMETRIC_FROM", n + 1)  # below it: the blocked search
+    with pytest.raises(AssertionError, match="blocked_topk used"):
+        knn_indices(x, k, similarity)
+
+
+def test_symmetric_search_is_used_for_many_or_wide_samples():
+    assert knn_module._symmetric_pays(6144, 64) and not knn_module._symmetric_pays(6143, 255)
+    assert knn_module._symmetric_pays(2048, 256) and not knn_module._symmetric_pays(2047, 4096)
+
+
 def test_ties_are_broken_by_index_and_keep_k_neighbours():
     x = torch.zeros(6, 4)  # all-zero rows (dead ReLUs): every similarity ties at 0
     x[3] = 1.0

@@ -232,7 +232,7 @@ class IVFSearch:
             kmeans.train(train)
             probes = torch.from_numpy(kmeans.index.search(e, nprobe)[1])
         found, scores = probed_search(*score_factors(emb, sim), probes, k)
-        values = search_values(scores, emb, sim)
+        values = search_values(scores, sim)
         short = (found < 0).any(dim=1).nonzero().flatten()
         if short.numel():  # cells too small: exact search, values recomputed
             found = torch.from_numpy(_fill_short(found.numpy(), e, k))
