@@ -39,8 +39,10 @@ from .similarity import Similarity, get_similarity, resolve_similarity, working_
 
 
 def _embedding(x: Tensor, sim: Similarity) -> tuple[Tensor, Tensor]:
-    """``(features, embedding)`` in float32 on the CPU, the embedding C-contiguous (the searched vectors)."""
-    xw = working_features(x.detach().to("cpu", torch.float32))[0]
+    """``(features, embedding)`` of working features ``x`` (as every backend receives them
+    from :func:`~latentgraph.graphs.knn.knn_search`) in float32 on the CPU, the embedding
+    C-contiguous (the searched vectors)."""
+    xw = x.detach().to("cpu", torch.float32)
     return xw, sim.embedding(xw).contiguous()
 
 

@@ -354,8 +354,7 @@ def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | Non
     import faiss
     import numpy as np
 
-    xw = working_features(x.detach().cpu())[0]
-    e = sim.embedding(xw.float()).contiguous().numpy()
+    e = sim.embedding(x.detach().cpu().float()).contiguous().numpy()
     metric = faiss.METRIC_INNER_PRODUCT if sim.larger_is_closer else faiss.METRIC_L2
     with faiss_threads():
         values, found = faiss.knn(e, e, k + 1, metric=metric)
@@ -365,7 +364,7 @@ def _faiss_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, Tensor | Non
     drop[~drop.any(axis=1), k] = True
     keep = ~drop
     found = torch.from_numpy(found[keep].reshape(len(e), k)).to(x.device)
-    if xw.dtype != torch.float32:  # faiss computes in float32: values of other precisions are recomputed
+    if x.dtype != torch.float32:  # faiss computes in float32: values of other precisions are recomputed
         return found, None
     return found, torch.from_numpy(values[keep].reshape(len(e), k)).to(x.device)
 
@@ -380,14 +379,14 @@ def _edges_to_rows(edge_index: Tensor, num: int, k: int) -> Tensor:
 def _torch_cluster_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, None]:
     from torch_cluster import knn_graph
 
-    e = sim.embedding(working_features(x)[0]).detach()
+    e = sim.embedding(x).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k), None
 
 
 def _pyg_knn(x: Tensor, k: int, sim: Similarity) -> tuple[Tensor, None]:
     from torch_geometric.nn import knn_graph
 
-    e = sim.embedding(working_features(x)[0]).detach()
+    e = sim.embedding(x).detach()
     return _edges_to_rows(knn_graph(e, k, loop=False), e.shape[0], k), None
 
 
@@ -417,7 +416,8 @@ def available_backends() -> list[str]:
 
 def knn_search(x: Tensor, k: int, sim: Similarity, backend: str = "torch") -> tuple[Tensor, Tensor | None]:
     """``(indices, values)`` of :func:`knn_indices` for checked 2-D working features
-    (:func:`~latentgraph.graphs.similarity.working_features`) and a resolved similarity; ``values`` (:meth:`Similarity.pair_values` of the
+    (:func:`~latentgraph.graphs.similarity.working_features`, which no backend applies
+    again) and a resolved similarity; ``values`` (:meth:`Similarity.pair_values` of the
     chosen pairs, in ``x``'s scale) is ``None`` for backends that do not return them.
     No autograd."""
     search, available = KNN_BACKENDS[backend]
