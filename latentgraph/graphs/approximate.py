@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from ..validation import check_features, check_int, check_k
-from .knn import KNN_BACKENDS, blocked_topk, faiss_threads, score_factors, search_values
+from .knn import KNN_BACKENDS, _merge_candidates, blocked_topk, faiss_threads, score_factors, search_values
 from .similarity import Similarity, get_similarity, resolve_similarity, working_features
 
 
@@ -88,18 +88,10 @@ def _cells(assigned: Tensor, nlist: int) -> tuple[Tensor, list[int]]:
 
 def _merge(values: Tensor, index: Tensor, rows: Tensor, cols: Tensor, scores: Tensor) -> None:
     """Merge the candidates ``(rows, cols, scores)`` into the top-``k`` table ``(values, index)``
-    in place: each row keeps its ``k`` best, ties to the table's entries, then to earlier candidates."""
-    num, k = values.shape
-    v = torch.cat([values.flatten(), scores])
-    c = torch.cat([index.flatten(), cols])
-    r = torch.cat([torch.arange(num, device=rows.device).repeat_interleave(k), rows])
-    order = torch.sort(v, descending=True, stable=True).indices
-    order = order[torch.sort(r[order], stable=True).indices]  # by row, best first
-    r = r[order]
-    rank = torch.arange(r.numel(), device=r.device) - torch.searchsorted(r, r)
-    keep = rank < k
-    values[r[keep], rank[keep]] = v[order[keep]]
-    index[r[keep], rank[keep]] = c[order[keep]]
+    in place, ties broken by index as in the exact search
+    (:func:`~latentgraph.graphs.knn._merge_candidates`, which wants the rows sorted)."""
+    order = torch.sort(rows, stable=True).indices
+    _merge_candidates(values, index, rows[order], cols[order], scores[order], values.shape[1])
 
 
 def probed_search(queries: Tensor, keys: Tensor, probes: Tensor, k: int) -> tuple[Tensor, Tensor]:
