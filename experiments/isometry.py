@@ -42,8 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from protocol import (REPORTED_SEEDS, Choice, Record, add_shard_options, choose_on_validation, load_choice, load_split,
-                      save_choice, summarize_metrics)
+from protocol import REPORTED_SEEDS, Choice, Record, add_shard_options, load_split, saved_choice, summarize_metrics
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -84,15 +83,6 @@ def robust_accuracy(model: nn.Module, x, y, attack: str, eps: float, seed: int, 
                                  seed=seed, loss_fn=loss_fn)
 
 
-def _chosen(path: Path, grid, score_fn, name: str, minimize: bool = True) -> Choice:
-    """The choice saved at ``path`` by an earlier run (another shard), else made on validation and saved."""
-    if path.is_file():
-        return load_choice(path)
-    choice = choose_on_validation(grid, score_fn, name=name, minimize=minimize)
-    save_choice(choice, path)
-    return choice
-
-
 def run_mnist(record: Record, out: Path, seeds: list[int], shard: str = "") -> None:
     split = load_split("mnist5k")
 
@@ -100,8 +90,8 @@ def run_mnist(record: Record, out: Path, seeds: list[int], shard: str = "") -> N
         model, _ = train_lil(split, beta, seed)
         return 100 * statistics.mean(robust_accuracy(model, split.x_val, split.y_val, "pgd", e, seed) for e in EPS)
 
-    choice = _chosen(out / "isometry_mnist_choice.json", BETAS, val_pgd,
-                     "β (mean plain-CE PGD accuracy % over ε on validation)", minimize=False)
+    choice = saved_choice(out / "isometry_mnist_choice.json", BETAS, val_pgd,
+                          name="β (mean plain-CE PGD accuracy % over ε on validation)", minimize=False)
     print(choice.describe(), flush=True)
     notes = [choice.describe(),
              "Columns: clean error %; robust accuracy % under FGSM / PGD on plain CE at each ε (PGD: 10 steps of ε/4, "
@@ -196,8 +186,8 @@ def torus_epochs(out: Path, beta: float) -> Choice:
         x_val, labels_val = noisy_torus(1600, noise=0.001, seed=20_000 + seed, regions=TORUS_REGIONS)
         return statistics.mean(level_errors(model, x_val, labels_val))
 
-    return _chosen(out / f"isometry_torus_choice_beta{beta:g}.json", TORUS_EPOCH_GRID, val_error,
-                   f"epochs at β = {beta:g} (mean validation error % over the levels)")
+    return saved_choice(out / f"isometry_torus_choice_beta{beta:g}.json", TORUS_EPOCH_GRID, val_error,
+                        name=f"epochs at β = {beta:g} (mean validation error % over the levels)")
 
 
 def run_torus(record: Record, out: Path, seeds: list[int], shard: str = "") -> None:

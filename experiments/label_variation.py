@@ -30,8 +30,7 @@ import argparse
 import statistics
 
 import torch
-from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, add_shard_options, choose_on_validation, load_choice,
-                      load_split, save_choice, summarize_metrics)
+from protocol import REPORTED_SEEDS, Record, add_shard_options, load_split, saved_choice, summarize_metrics
 from torch import nn
 
 from latentgraph.data import make_loader
@@ -88,12 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             return 100 * error_rate(classifier(method, model, split), split.x_val, split.y_val)
 
         path = stem.with_name(f"label_variation_choice_{method}.json")
-        if path.is_file():  # chosen by an earlier run (another shard)
-            choices[method] = load_choice(path)
-        else:
-            choices[method] = choose_on_validation(GRID, val_error, name=f"(lr, epochs) of {method.upper()}",
-                                                   seeds=TUNING_SEEDS)
-            save_choice(choices[method], path)
+        choices[method] = saved_choice(path, GRID, val_error, name=f"(lr, epochs) of {method.upper()}")
         print(choices[method].describe(), flush=True)
 
     notes = [choices[m].describe() for m in ("ce", "lv")]

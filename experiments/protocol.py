@@ -331,6 +331,18 @@ def load_choice(path: str | os.PathLike) -> Choice:
                   tuple(float(s) for s in data["scores"]), tuple(data["seeds"]), bool(data["minimize"]))
 
 
+def saved_choice(path: str | os.PathLike, grid: Sequence[Any], score_fn: Callable[[Any, int], float], *, name: str,
+                 minimize: bool = True) -> Choice:
+    """The choice saved at ``path`` by an earlier run of the script (another shard,
+    :func:`load_choice`), else :func:`choose_on_validation` with the tuning seeds,
+    saved there (:func:`save_choice`) for the next run."""
+    if Path(path).is_file():
+        return load_choice(path)
+    choice = choose_on_validation(grid, score_fn, name=name, minimize=minimize)
+    save_choice(choice, path)
+    return choice
+
+
 def read_runs(paths: Iterable[str | os.PathLike]) -> list[dict]:
     """The rows of per-run CSV tables (e.g. written by several shards of one experiment),
     concatenated in the order of ``paths``; values stay strings (:func:`summarize`

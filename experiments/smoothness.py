@@ -52,8 +52,7 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from protocol import (REPORTED_SEEDS, TUNING_SEEDS, Record, add_shard_options, choose_on_validation, load_choice,
-                      load_split, save_choice, summarize_metrics)
+from protocol import REPORTED_SEEDS, TUNING_SEEDS, Record, add_shard_options, load_split, saved_choice, summarize_metrics
 from torch import Tensor, nn
 
 from latentgraph.capture import capture
@@ -151,12 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return 100 * error_rate(train(args.network, width, ClassificationObjective(), split, epochs, seed),
                                 split.x_val, split.y_val)
 
-    choice_path = stem.with_name(stem.name + "_choice.json")
-    if choice_path.is_file():  # chosen by an earlier run (another shard)
-        epochs = load_choice(choice_path)
-    else:
-        epochs = choose_on_validation(args.epoch_grid, val_error, name="epochs (plain network, validation error %)")
-        save_choice(epochs, choice_path)
+    epochs = saved_choice(stem.with_name(stem.name + "_choice.json"), args.epoch_grid, val_error,
+                          name="epochs (plain network, validation error %)")
     notes.append(epochs.describe())
     print(epochs.describe(), flush=True)
 

@@ -150,3 +150,17 @@ def test_compare_pairs_within_groups():
     expected = paired_difference([9.0, 11.0], [10.0, 14.0])  # paired on seed; n = 10 has one seed only
     assert rows == [{"n": 3, "comparison": "b − a", "seeds": 2,
                      "Δ error (95 % CI)": f"{expected.mean:+.2f} [{expected.low:+.2f}, {expected.high:+.2f}]"}]
+
+
+def test_saved_choice_chooses_once_then_reuses_the_saved_choice(tmp_path):
+    calls = []
+
+    def score(value, seed):
+        calls.append((value, seed))
+        return abs(value - 2.0)
+
+    path = tmp_path / "choice.json"
+    first = protocol.saved_choice(path, [1.0, 2.0, 3.0], score, name="λ")
+    assert first.value == 2.0 and path.is_file() and len(calls) == 3 * len(protocol.TUNING_SEEDS)
+    again = protocol.saved_choice(path, [1.0, 2.0, 3.0], lambda v, s: 1 / 0, name="λ")  # not called
+    assert again == first
